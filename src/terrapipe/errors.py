@@ -1,0 +1,78 @@
+"""The terrapipe exception tree.
+
+    TerrapipeError
+    ├── InvalidInput (ValueError)            bad parameters, files, geometry, queries
+    │   ├── ParameterError                   unknown / missing / wrongly typed run parameter
+    │   ├── WorkflowDefinitionError          duplicate node, unknown upstream, cycle
+    │   └── UnstorableOutput                 a task returned something we cannot persist
+    ├── NotFound (LookupError)
+    │   ├── WorkflowNotFound
+    │   └── RunNotFound
+    ├── TaskError (RuntimeError)             a task raised; wraps the original
+    │   └── TaskTimeout (TimeoutError)
+    ├── Cancelled                            the run or node was cancelled
+    └── StoreError (OSError)                 the database or artifact store failed
+
+Every subclass also inherits the fitting builtin, so callers may catch either. The CLI maps
+these to exit codes (``cli/main.py``) and the HTTP layer to statuses (``api/errors.py``),
+each in one table; domain code never knows about either.
+"""
+
+from __future__ import annotations
+
+
+class TerrapipeError(Exception):
+    """Root of every error terrapipe raises on purpose."""
+
+
+class InvalidInput(TerrapipeError, ValueError):
+    """The caller gave a value terrapipe cannot use; the message names it."""
+
+
+class ParameterError(InvalidInput):
+    """A run parameter is unknown, missing or of the wrong type."""
+
+
+class WorkflowDefinitionError(InvalidInput):
+    """A workflow graph is malformed (duplicate node, unknown upstream, cycle)."""
+
+
+class UnstorableOutput(InvalidInput):
+    """A task returned a value that cannot be stored as JSON or an artifact."""
+
+
+class NotFound(TerrapipeError, LookupError):
+    """A named thing does not exist."""
+
+
+class WorkflowNotFound(NotFound):
+    """No workflow of that name (and version) is registered."""
+
+
+class RunNotFound(NotFound):
+    """No run with that id is in the run store."""
+
+
+class TaskError(TerrapipeError, RuntimeError):
+    """A task raised an exception while running."""
+
+
+class TaskTimeout(TaskError, TimeoutError):
+    """A task ran longer than its timeout."""
+
+
+class Cancelled(TerrapipeError):
+    """The run or node was cancelled."""
+
+
+class StoreError(TerrapipeError, OSError):
+    """The run store or artifact store could not complete an operation."""
+
+
+# --- geo (terrapipe.geo, terrapipe.sample, terrapipe.pipelines, terrapipe.publish) ---
+
+
+# --- catalog (terrapipe.catalog) ---
+
+
+# --- transfer (terrapipe.transfer) ---

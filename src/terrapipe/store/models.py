@@ -1,0 +1,113 @@
+"""Tables of the run store: runs, node instances, cache entries and artifacts.
+
+Other areas (catalog, layers) define their tables next to their code on the same
+:class:`~terrapipe.store.db.Base`; this module imports them so metadata is complete.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from terrapipe.store.db import Base
+
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
+NODE_STATES = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cached",
+    "upstream_failed",
+    "cancelled",
+)
+NODE_DONE_STATES = frozenset(
+    {"succeeded", "failed", "skipped", "cached", "upstream_failed", "cancelled"}
+)
+
+
+class RunRecord(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    workflow: Mapped[str] = mapped_column(sa.String(200), index=True)
+    workflow_version: Mapped[str] = mapped_column(sa.String(50))
+    params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    engine: Mapped[str] = mapped_column(sa.String(20), default="local")
+    state: Mapped[str] = mapped_column(sa.String(20), index=True, default="queued")
+    force: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    progress: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class NodeRecord(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (sa.UniqueConstraint("run_id", "key", name="uq_nodes_run_key"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(sa.String(300))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    map_index: Mapped[int] = mapped_column(sa.Integer, default=-1)
+    item_id: Mapped[str | None] = mapped_column(sa.String(64))
+    task_name: Mapped[str] = mapped_column(sa.String(200))
+    task_version: Mapped[str] = mapped_column(sa.String(50))
+    state: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    cache_key: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    traceback: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class CacheEntry(Base):
+    __tablename__ = "cache_entries"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    task_name: Mapped[str] = mapped_column(sa.String(200), index=True)
+    task_version: Mapped[str] = mapped_column(sa.String(50))
+    components: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    outputs: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
+    artifact_dir: Mapped[str | None] = mapped_column(sa.Text)
+    run_id: Mapped[str | None] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ArtifactRecord(Base):
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    cache_key: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("cache_entries.key", ondelete="CASCADE"), index=True
+    )
+    path: Mapped[str] = mapped_column(sa.Text)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+def _import_area_models() -> None:
+    """Register the tables of the other areas on Base.metadata (optional while they grow)."""
+    import importlib
+
+    for module in ("terrapipe.catalog.models", "terrapipe.publish.models"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # area not built yet
+            if exc.name != module:
+                raise
+
+
+_import_area_models()

@@ -1,0 +1,99 @@
+"""Shared fixtures: an isolated TERRAPIPE_HOME, and databases on SQLite and real PostgreSQL.
+
+PostgreSQL: one throw-away database per test session (with PostGIS), every table truncated
+before each test that uses it. Nothing touches the server's own `test` database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get(
+    "TERRAPIPE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(autouse=True)
+def tp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own TERRAPIPE_HOME and the default (SQLite) database."""
+    home = tmp_path / "tphome"
+    monkeypatch.setenv("TERRAPIPE_HOME", str(home))
+    monkeypatch.delenv("TERRAPIPE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TERRAPIPE_REDIS_URL", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database with PostGIS for this test session; dropped afterwards."""
+    name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable (run `make services`): {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    from terrapipe.store.db import Database
+
+    db = Database(url)  # migrates on first use
+    tables = [
+        t
+        for t in sa.inspect(db.engine).get_table_names()
+        if t not in ("alembic_version", "spatial_ref_sys")
+    ]
+    if tables:
+        with db.begin() as conn:
+            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+    db.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(
+    request: pytest.FixtureRequest, tp_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The database URL of this test, once for SQLite and once for PostgreSQL.
+
+    Also exported as TERRAPIPE_DATABASE_URL so code that opens the database from settings
+    uses the same one.
+    """
+    if request.param == "sqlite":
+        url = f"sqlite:///{tp_home / 'terrapipe.db'}"
+    else:
+        url = request.getfixturevalue("pg_database_url")
+        _truncate_all(url)
+    monkeypatch.setenv("TERRAPIPE_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def db(db_url: str):
+    from terrapipe.store.db import Database
+
+    database = Database(db_url)
+    yield database
+    database.dispose()
