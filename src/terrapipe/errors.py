@@ -72,6 +72,34 @@ class StoreError(TerrapipeError, OSError):
 # --- geo (terrapipe.geo, terrapipe.sample, terrapipe.pipelines, terrapipe.publish) ---
 
 
+class GeoInputError(InvalidInput):
+    """A geospatial input (file, geometry, grid) cannot be used; the message names it."""
+
+
+class RoiError(GeoInputError):
+    """A region of interest cannot be parsed, is empty, or misses the data."""
+
+
+class AdminNameNotFound(RoiError, LookupError):
+    """An admin path names a state/district/block not in the boundary layer."""
+
+
+class RoiOutsideData(RoiError):
+    """The region of interest does not intersect the dataset it is applied to."""
+
+
+class RasterError(GeoInputError):
+    """A raster file is corrupt, not a raster, has no CRS, or cannot be processed."""
+
+
+class GridMismatch(RasterError):
+    """Rasters that must share a grid (e.g. red and NIR bands) do not."""
+
+
+class VectorError(GeoInputError):
+    """A vector file or GeoDataFrame cannot be read or used as asked."""
+
+
 # --- catalog (terrapipe.catalog) ---
 
 
