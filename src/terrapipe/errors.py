@@ -104,3 +104,55 @@ class VectorError(GeoInputError):
 
 
 # --- transfer (terrapipe.transfer) ---
+
+
+class DownloadError(TerrapipeError, OSError):
+    """Every URI of a dataset failed; ``failures`` lists ``(uri, reason)`` with URIs scrubbed."""
+
+    def __init__(self, message: str, failures: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = list(failures or [])
+
+
+class TransientTransferError(DownloadError):
+    """A transfer failed in a way worth retrying (connection reset, 5xx, 429)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IntegrityError(DownloadError):
+    """A downloaded file has the wrong size or checksum, or exceeds the size cap."""
+
+
+class SafetyLimitExceeded(InvalidInput):
+    """More datasets match than the safety limit (``max_downloads``) allows."""
+
+
+class NoDatasetsFound(NotFound):
+    """No dataset matches the download or copy criteria."""
+
+
+class UnsupportedScheme(InvalidInput):
+    """A URI scheme terrapipe cannot transfer (or sftp without credentials)."""
+
+
+class ProviderSettingsError(InvalidInput):
+    """The provider settings file is malformed or refers to an unset variable."""
+
+
+class UnsafeArchive(InvalidInput):
+    """An archive has members that would escape the target folder or exceed the size limit."""
+
+
+class NoConverter(NotFound):
+    """No registered converter accepts this dataset."""
+
+
+class LockTimeout(TerrapipeError, TimeoutError):
+    """A download slot or dataset lock could not be acquired in time."""
+
+
+class PublishError(TerrapipeError, OSError):
+    """A file could not be published to its target."""
