@@ -103,6 +103,18 @@ class VectorError(GeoInputError):
 # --- catalog (terrapipe.catalog) ---
 
 
+class DatasetNotFound(NotFound):
+    """No dataset with that id or entry_id is in the catalog."""
+
+
+class QueryError(InvalidInput):
+    """Catalog search criteria, a time window or a search geometry cannot be used."""
+
+
+class HarvestError(InvalidInput):
+    """A harvest source cannot be read, or some of its items failed (they are kept)."""
+
+
 # --- transfer (terrapipe.transfer) ---
 
 
