@@ -1,0 +1,269 @@
+"""Raster clipping and Cloud Optimized GeoTIFF writing, reading only the windows needed.
+
+The ROI is reprojected to the raster CRS (the output keeps the source CRS); only the window
+covering the ROI is read; cells outside the ROI become nodata. Files are written as COG
+(GDAL COG driver) to a temporary name in the target folder and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.crs
+import rasterio.features
+import rasterio.shutil
+import rasterio.windows
+import shapely
+from affine import Affine
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.io import DatasetReader, MemoryFile
+from rasterio.windows import Window
+
+from terrapipe.errors import RasterError, RoiOutsideData
+from terrapipe.geo.roi import ROI, parse_crs
+
+__all__ = [
+    "RasterArray",
+    "clip_dataset",
+    "clip_raster",
+    "default_nodata",
+    "describe_raster",
+    "open_raster",
+    "read_raster",
+    "rio_crs",
+    "roi_window",
+    "write_cog",
+]
+
+
+@dataclass(frozen=True)
+class RasterArray:
+    """An in-memory raster: array ``(bands, rows, cols)`` or ``(rows, cols)`` on a grid."""
+
+    array: np.ndarray
+    transform: Affine
+    crs: Any
+    nodata: float | int | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.array.shape[-2:])  # type: ignore[return-value]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        rows, cols = self.shape
+        return _bounds(self.transform, rows, cols)
+
+
+def _bounds(transform: Affine, rows: int, cols: int) -> tuple[float, float, float, float]:
+    west, south, east, north = rasterio.transform.array_bounds(rows, cols, transform)
+    return (west, south, east, north)
+
+
+def rio_crs(crs: Any) -> rasterio.crs.CRS:
+    """A rasterio CRS from any CRS input (pyproj CRS, EPSG code, WKT); names a bad value."""
+    if isinstance(crs, rasterio.crs.CRS):
+        return crs
+    return rasterio.crs.CRS.from_wkt(parse_crs(crs).to_wkt())
+
+
+def default_nodata(dtype: Any) -> float | int:
+    """A nodata value for a dtype: -9999 for floats, the dtype minimum (signed) or maximum."""
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return -9999.0
+    if dt.kind == "u":
+        return int(np.iinfo(dt).max)
+    if dt.kind == "i":
+        return int(np.iinfo(dt).min)
+    raise RasterError(f"unsupported raster dtype: {dt}")
+
+
+@contextmanager
+def open_raster(path: str | Path, *, require_crs: bool = True) -> Iterator[DatasetReader]:
+    """Open a raster for reading; a corrupt/non-raster file or a missing CRS names the file."""
+    p = Path(path)
+    if not p.exists():
+        raise RasterError(f"raster file not found: {p}")
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise RasterError(f"not a readable raster: {p} ({exc})") from exc
+    try:
+        if require_crs and src.crs is None:
+            raise RasterError(f"raster has no CRS: {p}")
+        yield src
+    finally:
+        src.close()
+
+
+def describe_raster(path: str | Path) -> dict[str, Any]:
+    """Grid, CRS, dtype and nodata of a raster file (for layer records and STAC items)."""
+    with open_raster(path, require_crs=False) as src:
+        return {
+            "path": str(Path(path)),
+            "crs": src.crs.to_string() if src.crs else None,
+            "epsg": src.crs.to_epsg() if src.crs else None,
+            "transform": list(src.transform)[:6],
+            "shape": [src.height, src.width],
+            "count": src.count,
+            "dtype": src.dtypes[0],
+            "nodata": src.nodata,
+            "bounds": list(src.bounds),
+            "res": list(src.res),
+        }
+
+
+def roi_window(
+    roi: ROI, transform: Affine, shape: tuple[int, int], crs: Any, *, name: str = "raster"
+) -> tuple[Window, ROI]:
+    """The pixel window covering the ROI (snapped outward, cut to the grid) and the local ROI."""
+    local = roi.to_crs(crs)
+    rows, cols = shape
+    grid = shapely.box(*_bounds(transform, rows, cols))
+    if not local.geometry.intersects(grid):
+        raise RoiOutsideData(
+            f"ROI {roi.label!r} does not intersect {name} "
+            f"(raster bounds {tuple(round(b, 3) for b in grid.bounds)})"
+        )
+    minx, miny, maxx, maxy = local.geometry.intersection(grid).bounds
+    win = rasterio.windows.from_bounds(minx, miny, maxx, maxy, transform=transform)
+    eps = 1e-6  # tolerate float noise when the ROI lies on pixel edges
+    col0 = max(0, int(np.floor(win.col_off + eps)))
+    row0 = max(0, int(np.floor(win.row_off + eps)))
+    col1 = min(cols, int(np.ceil(win.col_off + win.width - eps)))
+    row1 = min(rows, int(np.ceil(win.row_off + win.height - eps)))
+    if col1 <= col0 or row1 <= row0:
+        raise RoiOutsideData(f"ROI {roi.label!r} does not intersect {name} (no whole pixel)")
+    win = Window(col0, row0, col1 - col0, row1 - row0)
+    return win, local
+
+
+def clip_dataset(
+    src: DatasetReader,
+    roi: ROI,
+    *,
+    bands: list[int] | None = None,
+    nodata: float | int | None = None,
+    all_touched: bool = False,
+    name: str | None = None,
+) -> RasterArray:
+    """Read only the window of an open raster covering the ROI; cells outside become nodata."""
+    label = name or str(src.name)
+    if src.crs is None:
+        raise RasterError(f"raster has no CRS: {label}")
+    win, local = roi_window(roi, src.transform, (src.height, src.width), src.crs, name=label)
+    indexes = bands or list(range(1, src.count + 1))
+    out_nodata = nodata if nodata is not None else src.nodata
+    if out_nodata is None:
+        out_nodata = default_nodata(src.dtypes[0])
+    try:
+        data = src.read(indexes, window=win)
+    except RasterioError as exc:
+        raise RasterError(f"cannot read raster {label}: {exc}") from exc
+    win_transform = rasterio.windows.transform(win, src.transform)
+    outside = rasterio.features.geometry_mask(
+        [local.geometry],
+        out_shape=data.shape[-2:],
+        transform=win_transform,
+        all_touched=all_touched,
+    )
+    if src.nodata is not None and out_nodata != src.nodata:
+        data[data == src.nodata] = out_nodata
+    data[:, outside] = out_nodata
+    return RasterArray(data, win_transform, src.crs, out_nodata)
+
+
+def read_raster(path: str | Path, *, band: int = 1) -> RasterArray:
+    """Read one band of a (small) raster file entirely, with its grid and nodata."""
+    with open_raster(path) as src:
+        if not 1 <= band <= src.count:
+            raise RasterError(f"{path}: no band {band} (has {src.count})")
+        return RasterArray(src.read(band), src.transform, src.crs, src.nodata)
+
+
+def write_cog(
+    raster: RasterArray,
+    path: str | Path,
+    *,
+    compress: str = "DEFLATE",
+    blocksize: int = 256,
+    tags: dict[str, Any] | None = None,
+    scales: list[float] | None = None,
+    offsets: list[float] | None = None,
+    overview_resampling: str = "nearest",
+) -> Path:
+    """Write a Cloud Optimized GeoTIFF with nodata set, to a temp name renamed when complete."""
+    arr = raster.array if raster.array.ndim == 3 else raster.array[np.newaxis]
+    if raster.nodata is None:
+        raise RasterError(f"refusing to write {path} without a nodata value")
+    if raster.crs is None:
+        raise RasterError(f"refusing to write {path} without a CRS")
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    profile = {
+        "driver": "GTiff",
+        "height": arr.shape[1],
+        "width": arr.shape[2],
+        "count": arr.shape[0],
+        "dtype": arr.dtype,
+        "crs": rio_crs(raster.crs),
+        "transform": raster.transform,
+        "nodata": raster.nodata,
+    }
+    predictor = "3" if arr.dtype.kind == "f" else "2"
+    try:
+        with MemoryFile() as mem, mem.open(**profile) as ds:
+            ds.write(arr)
+            if tags:
+                ds.update_tags(**{k: str(v) for k, v in tags.items()})
+            if scales:
+                ds.scales = scales
+            if offsets:
+                ds.offsets = offsets
+            rasterio.shutil.copy(
+                ds,
+                tmp,
+                driver="COG",
+                COMPRESS=compress,
+                PREDICTOR=predictor,
+                BLOCKSIZE=blocksize,
+                OVERVIEWS="AUTO",
+                OVERVIEW_RESAMPLING=overview_resampling.upper(),
+                NUM_THREADS="1",
+            )
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+def clip_raster(
+    path: str | Path,
+    roi: ROI,
+    dest: str | Path,
+    *,
+    bands: list[int] | None = None,
+    nodata: float | int | None = None,
+    all_touched: bool = False,
+) -> Path:
+    """Clip a raster file to the ROI (windowed read, source CRS kept) and write it as COG."""
+    with open_raster(path) as src:
+        clipped = clip_dataset(
+            src, roi, bands=bands, nodata=nodata, all_touched=all_touched, name=str(path)
+        )
+        tags = src.tags()
+        scales = [src.scales[i - 1] for i in (bands or range(1, src.count + 1))]
+        offsets = [src.offsets[i - 1] for i in (bands or range(1, src.count + 1))]
+    tags.update({"terrapipe_source": Path(path).name, "terrapipe_roi": roi.label})
+    return write_cog(clipped, dest, tags=tags, scales=scales, offsets=offsets)
