@@ -73,9 +73,7 @@ def _truncate_all(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(
-    request: pytest.FixtureRequest, tp_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
+def db_url(request: pytest.FixtureRequest, tp_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The database URL of this test, once for SQLite and once for PostgreSQL.
 
     Also exported as TERRAPIPE_DATABASE_URL so code that opens the database from settings

@@ -1,0 +1,84 @@
+"""Rendering runs and workflows for people (rich) — the JSON forms come from ``to_dict``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from terrapipe.core.runs import NodeView, Run
+from terrapipe.core.values import encode_outputs, outputs_for_humans
+
+STATE_STYLE = {
+    "succeeded": "green",
+    "cached": "cyan",
+    "skipped": "dim",
+    "failed": "bold red",
+    "upstream_failed": "red",
+    "cancelled": "yellow",
+    "running": "blue",
+    "pending": "dim",
+    "queued": "dim",
+}
+
+
+def styled(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = str(outputs_for_humans(encode_outputs(value))) if value is not None else ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _group_row(name: str, insts: list[NodeView]) -> list[str]:
+    counts: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    for i in insts:
+        counts[i.state] = counts.get(i.state, 0) + 1
+        reasons[i.reason or ""] = reasons.get(i.reason or "", 0) + 1
+    states = ", ".join(f"{n} {styled(s)}" for s, n in sorted(counts.items()))
+    reason = max(reasons, key=reasons.get) if reasons else ""
+    errors = next((i.error for i in insts if i.error), "") or ""
+    return [f"{name} ×{len(insts)}", states, reason, "", errors or f"{len(insts)} items"]
+
+
+def run_table(run: Run, *, expand: bool = False) -> Table:
+    table = Table(
+        title=f"run {run.id} · {run.workflow} v{run.workflow_version} · {styled(run.state)}",
+        title_justify="left",
+    )
+    for col in ("node", "state", "reason", "time", "outputs / error"):
+        table.add_column(col, overflow="fold")
+    for name, value in run.nodes.items():
+        if isinstance(value, list) and not expand:
+            table.add_row(*_group_row(name, value))
+            continue
+        for inst in value if isinstance(value, list) else [value]:
+            detail = f"[red]{inst.error}[/]" if inst.error else _short(inst.outputs)
+            table.add_row(
+                inst.key, styled(inst.state), inst.reason or "", _duration(inst.duration), detail
+            )
+    return table
+
+
+def print_run(
+    console: Console, run: Run, *, expand: bool = False, tracebacks: bool = False
+) -> None:
+    console.print(run_table(run, expand=expand))
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(run.counts().items()))
+    console.print(f"{styled(run.state)} · {counts}")
+    if run.error:
+        console.print(f"[red]{run.error}[/]")
+    if tracebacks:
+        for inst in run.instances:
+            if inst.traceback:
+                console.rule(f"[red]{inst.key}")
+                console.print(inst.traceback, markup=False, highlight=False)

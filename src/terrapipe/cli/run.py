@@ -1,0 +1,91 @@
+"""``terrapipe run WORKFLOW -p key=value ...``: run a workflow now."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from terrapipe.cli.output import console, print_json, show_progress
+from terrapipe.cli.render import print_run
+from terrapipe.core.plan import RunPlan
+from terrapipe.core.runs import submit
+from terrapipe.errors import ParameterError
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``; a pair without ``=`` is an error."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"parameter {pair!r} is not of the form key=value")
+        params[key.strip()] = value
+    return params
+
+
+def run_command(
+    workflow: str = typer.Argument(..., help="Workflow name (see `terrapipe workflows list`)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="A parameter, key=value."),
+    engine: str = typer.Option("local", "--engine", help="Engine: local."),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Pool size."),
+    force: bool = typer.Option(False, "--force", help="Rerun every node, ignoring the cache."),
+    version: str | None = typer.Option(None, "--version", help="Workflow version."),
+    module: list[str] = typer.Option(
+        [], "--module", "-m", help="Also load workflows from this module or .py file."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    expand: bool = typer.Option(False, "--all", help="List every mapped instance."),
+) -> None:
+    """Run WORKFLOW with parameters; exit 0 when it succeeds, 1 when it fails."""
+    params = parse_params(param)
+    out = console()
+    if show_progress(json_output):
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+        ) as bar:
+            task_id = bar.add_task(workflow, total=None)
+
+            def update(plan: RunPlan) -> None:
+                bar.update(task_id, completed=plan.n_done, total=len(plan.instances))
+
+            run = submit(
+                workflow,
+                params,
+                engine=engine,
+                workers=workers,
+                force=force,
+                version=version,
+                modules=module,
+                on_update=update,
+            )
+    else:
+        run = submit(
+            workflow,
+            params,
+            engine=engine,
+            workers=workers,
+            force=force,
+            version=version,
+            modules=module,
+        )
+    if json_output:
+        print_json(run.to_dict())
+    else:
+        print_run(out, run, expand=expand)
+        if run.state == "failed":
+            out.print(f"details: terrapipe runs show {run.id}")
+    if run.state == "cancelled":
+        sys.exit(130)
+    if run.state != "succeeded":
+        sys.exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("run")(run_command)

@@ -1,0 +1,69 @@
+"""``terrapipe runs list|show|cancel``: read the run store."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from terrapipe.cli.output import console, print_json
+from terrapipe.cli.render import print_run, styled
+from terrapipe.core.runs import cancel_run, get_run, list_runs
+
+app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_command(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs."),
+    workflow: str | None = typer.Option(None, "--workflow", help="Only this workflow."),
+    state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """The newest runs first."""
+    runs = list_runs(limit=limit, workflow=workflow, state=state)
+    if json_output:
+        print_json(
+            [{k: v for k, v in r.to_dict().items() if k not in ("nodes", "counts")} for r in runs]
+        )
+        return
+    table = Table("id", "workflow", "state", "created", "duration", "error")
+    for r in runs:
+        duration = ""
+        if r.started_at and r.finished_at:
+            duration = f"{(r.finished_at - r.started_at).total_seconds():.1f} s"
+        table.add_row(
+            r.id[:12],
+            f"{r.workflow} v{r.workflow_version}",
+            styled(r.state),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            duration,
+            r.error or "",
+        )
+    console().print(table)
+
+
+@app.command("show")
+def show_command(
+    run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    expand: bool = typer.Option(False, "--all", help="List every mapped instance."),
+) -> None:
+    """A run, its nodes with state and reason, and the traceback of every failed node."""
+    run = get_run(run_id)
+    if json_output:
+        print_json(run.to_dict(traceback=True))
+        return
+    print_run(console(), run, expand=expand, tracebacks=True)
+
+
+@app.command("cancel")
+def cancel_command(
+    run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Cancel a queued or running run."""
+    run = cancel_run(run_id)
+    if json_output:
+        print_json({"run_id": run.id, "state": run.state, "cancel_requested": True})
+        return
+    console().print(f"run {run.id}: cancel requested ({styled(run.state)})")

@@ -1,0 +1,111 @@
+"""Cache keys, input fingerprints and the reason a node runs.
+
+A cache key is a stable hash of the task name and version, the parameters it reads, its
+upstream results' keys, the mapped item, and fingerprints of its input files. The
+*components* are stored with each result, so the next run can say what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from terrapipe.core.values import canonical_json, stable_hash
+
+MISSING = "missing"
+
+
+def file_fingerprint(path: Path, *, content: bool = False) -> str:
+    """``size:mtime_ns`` of a file (or a digest of its bytes with ``content=True``); for a
+    folder, one digest over every file below it; ``missing`` when absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return MISSING
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for fname in sorted(files):
+                fp = Path(root) / fname
+                digest.update(str(fp.relative_to(path)).encode())
+                digest.update(file_fingerprint(fp, content=content).encode())
+        return "dir:" + digest.hexdigest()[:32]
+    if content:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return "sha256:" + digest.hexdigest()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def fingerprints(paths: Iterable[Path], *, content: bool = False) -> dict[str, str]:
+    """Fingerprints keyed by absolute path."""
+    out: dict[str, str] = {}
+    for p in paths:
+        p = Path(p).expanduser()
+        out[str(p.resolve())] = file_fingerprint(p, content=content)
+    return out
+
+
+def key_components(
+    *,
+    task_name: str,
+    task_version: Any,
+    params: Mapping[str, Any],
+    upstream: Mapping[str, Any],
+    item: Any,
+    inputs: Mapping[str, str],
+) -> dict[str, Any]:
+    """Everything a cached result depends on, as canonical JSON-able data."""
+    import json
+
+    return {
+        "task": task_name,
+        "version": str(task_version),
+        "params": json.loads(canonical_json(dict(params))),
+        "upstream": dict(upstream),
+        "item": item,
+        "inputs": dict(inputs),
+    }
+
+
+def cache_key(components: Mapping[str, Any]) -> str:
+    return stable_hash(components)
+
+
+def item_identity(item: Any) -> str:
+    """Identity of a mapped item, so the same item keeps its cached result when the list
+    around it grows."""
+    return stable_hash(item, length=16)
+
+
+def explain(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> str:
+    """Why a node must run, comparing with the components of its last result."""
+    if previous is None:
+        return "no cached result"
+    if str(previous.get("version")) != str(current.get("version")):
+        return f"version {previous.get('version')} -> {current.get('version')}"
+    prev_inputs, cur_inputs = previous.get("inputs", {}), current.get("inputs", {})
+    changed = [p for p in cur_inputs if prev_inputs.get(p) != cur_inputs[p]]
+    changed += [p for p in prev_inputs if p not in cur_inputs]
+    if changed:
+        names = ", ".join(sorted({Path(p).name for p in changed})[:3])
+        return f"input changed: {names}"
+    prev_params, cur_params = previous.get("params", {}), current.get("params", {})
+    changed = sorted(
+        k for k in set(prev_params) | set(cur_params) if prev_params.get(k) != cur_params.get(k)
+    )
+    if changed:
+        return "parameter changed: " + ", ".join(changed)
+    prev_up, cur_up = previous.get("upstream", {}), current.get("upstream", {})
+    changed = sorted(k for k in set(prev_up) | set(cur_up) if prev_up.get(k) != cur_up.get(k))
+    if changed:
+        return "upstream changed: " + ", ".join(changed)
+    if previous.get("item") != current.get("item"):
+        return "new item"
+    return "no cached result"

@@ -1,0 +1,145 @@
+"""The state of one run as an engine sees it: the instance plan in memory, writes batched
+to the run store, cache look-ups served from the workflow's recent history."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from terrapipe.core.plan import Instance, RunPlan, utcnow
+from terrapipe.core.values import decode_outputs
+from terrapipe.store import runstore
+from terrapipe.store.artifacts import ArtifactStore
+from terrapipe.store.db import Database
+
+
+@dataclass
+class Hit:
+    outputs: Any
+    artifact_dir: str | None
+
+
+class StoreRuntime:
+    """Implements :class:`terrapipe.core.execute.Runtime` over a :class:`Database`."""
+
+    flush_interval = 0.25
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        run_id: str,
+        plan: RunPlan,
+        params: dict[str, Any],
+        force: bool,
+        artifacts: ArtifactStore,
+    ) -> None:
+        self.db = db
+        self.run_id = run_id
+        self.plan = plan
+        self.params = params
+        self.force = force
+        self.artifacts = artifacts
+        self.cancel_event = threading.Event()
+        self.recorder = runstore.RunRecorder(db, run_id)
+        self._hits: dict[str, Hit] = {}
+        self._previous: dict[tuple[str, str | None], str] = {}
+        self._last_flush = time.monotonic()
+        self._progress: dict[str, float] = {}
+        for row in runstore.history(db, plan.workflow.name):
+            self._hits[row["cache_key"]] = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
+            self._previous[(row["name"], row["item_id"])] = row["cache_key"]
+
+    # -- Runtime protocol ------------------------------------------------------------------
+    def lookup_cache(self, key: str) -> Hit | None:
+        hit = self._hits.get(key)
+        if hit is None:
+            row = runstore.cache_row(self.db, key)
+            if row is None:
+                return None
+            hit = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
+        if hit.artifact_dir and not Path(hit.artifact_dir).is_dir():
+            return None  # files were removed: the result is gone, run again
+        return hit
+
+    def previous_components(self, name: str, item_id: str | None) -> dict[str, Any] | None:
+        key = self._previous.get((name, item_id))
+        return runstore.components_of(self.db, key) if key else None
+
+    def save_result(
+        self,
+        inst: Instance,
+        components: dict[str, Any],
+        encoded_outputs: Any,
+        artifact_dir: Path | None,
+        files: list[tuple[Path, int]],
+    ) -> None:
+        now = utcnow()
+        key = inst.cache_key or ""
+        self.recorder.cache_entry(
+            {
+                "key": key,
+                "task_name": components["task"],
+                "task_version": components["version"],
+                "components": components,
+                "outputs": encoded_outputs,
+                "artifact_dir": str(artifact_dir) if artifact_dir else None,
+                "run_id": self.run_id,
+                "created_at": now,
+            },
+            [
+                {"cache_key": key, "path": str(p), "size": size, "created_at": now}
+                for p, size in files
+            ],
+        )
+        self._hits[key] = Hit(inst.outputs, str(artifact_dir) if artifact_dir else None)
+
+    def record(self, inst: Instance) -> None:
+        node = self.plan.workflow.nodes[inst.name]
+        self.recorder.node(
+            {
+                "key": inst.key,
+                "name": inst.name,
+                "map_index": inst.map_index,
+                "item_id": inst.item_id,
+                "task_name": node.task.name,
+                "task_version": str(node.task.version),
+                "state": inst.state,
+                "reason": inst.reason,
+                "cache_key": inst.cache_key,
+                "attempts": inst.attempts,
+                "error": inst.error,
+                "traceback": inst.traceback,
+                "started_at": inst.started_at,
+                "finished_at": inst.finished_at,
+            }
+        )
+
+    def progress(self, inst: Instance, done: float, total: float) -> None:
+        if total:
+            self._progress[inst.key] = max(0.0, min(1.0, float(done) / float(total)))
+
+    # -- engine helpers --------------------------------------------------------------------
+    def record_fresh(self) -> None:
+        """Record instances the plan created since the last call (as pending or final)."""
+        fresh, self.plan.fresh = self.plan.fresh, []
+        for inst in fresh:
+            self.record(inst)
+
+    def run_progress(self) -> float:
+        total = len(self.plan.instances) or 1
+        partial = sum(v for k, v in self._progress.items() if not self.plan.instances[k].done)
+        return min(1.0, (self.plan.n_done + partial) / total)
+
+    def maybe_flush(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_flush >= self.flush_interval:
+            self._last_flush = now
+            self.record_fresh()
+            self.recorder.run(progress=self.run_progress())
+            self.recorder.flush()
+            if not self.cancel_event.is_set() and runstore.cancel_requested(self.db, self.run_id):
+                self.cancel_event.set()

@@ -1,0 +1,69 @@
+"""Artifact store: files a task wrote, moved into ``<root>/<cache key>/`` only on success.
+
+Tasks write under a staging folder (``<root>/.staging/``); :meth:`ArtifactStore.commit`
+renames it into place in one step, so a reader never sees a half-written result and a
+crashed or cancelled node leaves nothing behind but staging debris that ``sweep`` removes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+class ArtifactStore:
+    """Artifacts under one root folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def staging_root(self) -> Path:
+        return self.root / ".staging"
+
+    def path_for(self, key: str) -> Path:
+        return self.root / key
+
+    def commit(self, staging: Path, key: str) -> Path:
+        """Move a finished staging folder to its final place (replacing an older copy)."""
+        final = self.path_for(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        trash = None
+        if final.exists():
+            trash = self.root / ".staging" / f"trash-{uuid.uuid4().hex}"
+            os.replace(final, trash)
+        os.replace(staging, final)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return final
+
+    def sweep(self) -> None:
+        """Remove leftovers of interrupted nodes (staging folders no run will commit)."""
+        shutil.rmtree(self.staging_root, ignore_errors=True)
+
+
+def rewrite_paths(value: Any, old_root: Path, new_root: Path) -> Any:
+    """Replace paths under ``old_root`` in task outputs with the same path under ``new_root``."""
+    if isinstance(value, Path):
+        try:
+            return new_root / value.relative_to(old_root)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: rewrite_paths(v, old_root, new_root) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rewrite_paths(v, old_root, new_root) for v in value]
+    return value
+
+
+def list_files(folder: Path) -> list[tuple[Path, int]]:
+    """Every file under ``folder`` with its size."""
+    out = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            p = Path(root) / name
+            out.append((p, p.stat().st_size))
+    return sorted(out)
