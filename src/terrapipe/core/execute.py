@@ -8,6 +8,7 @@ outcome with the reason. Engines only decide *where* and *when* this runs; every
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback as tb
 from pathlib import Path
@@ -208,10 +209,8 @@ def _run_with_retries(
                     return _finish(runtime, inst, "cancelled", "run cancelled")
                 continue
             break
-    try:
+    with contextlib.suppress(Exception):  # the original failure is what matters
         task.rollback(ctx)
-    except Exception:  # noqa: BLE001 - the original failure is what matters
-        pass
     assert last_exc is not None
     return _fail(runtime, inst, last_exc)
 
