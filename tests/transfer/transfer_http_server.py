@@ -88,11 +88,18 @@ class Handler(BaseHTTPRequestHandler):
             state.requests.append(("GET", self.path, rng))
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        self._counted = True
         try:
             self._get(rng)
         finally:
-            with state.lock:
-                state.in_flight -= 1
+            self._done()
+
+    def _done(self) -> None:
+        """Leave the in-flight count (before the last bytes go out: sound for the client)."""
+        if self._counted:
+            self._counted = False
+            with self.state.lock:
+                self.state.in_flight -= 1
 
     def _authorised(self, area: str) -> bool:
         auth = self.headers.get("Authorization", "")
@@ -143,15 +150,14 @@ class Handler(BaseHTTPRequestHandler):
         if area == "slow":
             step = max(1, len(body) // 5)
             for i in range(0, len(body), step):
+                if i + step >= len(body):
+                    self._done()  # the client cannot have it all before this point
+                else:
+                    time.sleep(self.state.slow_chunk_delay)
                 self.wfile.write(body[i : i + step])
                 self.wfile.flush()
-                time.sleep(state_delay(self.state))
             return
         self.wfile.write(body)
-
-
-def state_delay(state: ServerState) -> float:
-    return state.slow_chunk_delay
 
 
 class _Server(ThreadingHTTPServer):
