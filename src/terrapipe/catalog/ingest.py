@@ -1,0 +1,320 @@
+"""Write datasets into the catalog: batched upserts by ``entry_id`` and failure records.
+
+:func:`save_datasets` is the one write path (harvesters and bulk loads use it). Each batch
+is one transaction: existing entries are updated, new ones inserted in bulk (SQLite
+``executemany`` on the driver, PostgreSQL ``COPY``), so nothing is ever half-inserted.
+Downloaded state of a URI (``local_path``, ``checksum``) survives a re-harvest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from terrapipe.catalog.dataset import Dataset, DatasetURI
+from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
+from terrapipe.catalog.models import datasets_table, uris_table
+from terrapipe.errors import InvalidInput
+from terrapipe.store.db import Database
+
+DEFAULT_BATCH = 5000
+
+_META = ("entry_id", "title", "collection", "platform", "instrument", "provider")
+_TIMES = ("time_start", "time_end")
+_BBOX = ("bbox_west", "bbox_south", "bbox_east", "bbox_north")
+_HARVEST = ("harvest_status", "harvest_error", "harvest_source", "harvested_at")
+DATASET_COLUMNS = (*_META, *_TIMES, "footprint", *_BBOX, "properties", *_HARVEST)
+URI_COLUMNS = ("dataset_id", "uri", "role", "name", "media_type", "size", "checksum", "local_path")
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """How many datasets a save added and how many it updated."""
+
+    added: int = 0
+    updated: int = 0
+
+    def __add__(self, other: SaveResult) -> SaveResult:
+        return SaveResult(self.added + other.added, self.updated + other.updated)
+
+
+def save_datasets(
+    db: Database, datasets: Iterable[Dataset], *, batch_size: int = DEFAULT_BATCH
+) -> SaveResult:
+    """Insert or update (by ``entry_id``) datasets, one transaction per batch."""
+    if batch_size < 1:
+        raise InvalidInput(f"invalid batch_size {batch_size!r}: must be >= 1")
+    total = SaveResult()
+    for batch in _batches(datasets, batch_size):
+        with db.begin() as conn:
+            total += save_batch(conn, batch)
+    return total
+
+
+def save_batch(conn: Connection, datasets: Sequence[Dataset]) -> SaveResult:
+    """Upsert one batch inside the caller's transaction (the last duplicate entry wins)."""
+    unique = list({d.entry_id: d for d in _checked(datasets)}.values())
+    if not unique:
+        return SaveResult()
+    rows = _rows(unique)
+    existing = _existing_ids(conn, [d.entry_id for d in unique])
+    new = [(d, r) for d, r in zip(unique, rows, strict=True) if d.entry_id not in existing]
+    old = [(d, r) for d, r in zip(unique, rows, strict=True) if d.entry_id in existing]
+    if new:
+        _insert_new(conn, new)
+    if old:
+        _update_existing(conn, old, existing)
+    return SaveResult(added=len(new), updated=len(old))
+
+
+def record_failure(
+    db: Database,
+    entry_id: str,
+    error: str,
+    *,
+    source: dict[str, Any] | None = None,
+    title: str | None = None,
+    collection: str | None = None,
+) -> None:
+    """Keep a failed item (status ``failed`` with its error) so it can be retried later."""
+    now = datetime.now(UTC)
+    values = {
+        "harvest_status": "failed",
+        "harvest_error": error,
+        "harvest_source": source,
+        "harvested_at": now,
+    }
+    with db.begin() as conn:
+        found = conn.execute(
+            sa.select(datasets_table.c.id).where(datasets_table.c.entry_id == entry_id)
+        ).scalar()
+        if found is not None:
+            conn.execute(
+                sa.update(datasets_table).where(datasets_table.c.id == found).values(**values)
+            )
+        else:
+            conn.execute(
+                sa.insert(datasets_table).values(
+                    entry_id=entry_id, title=title, collection=collection, properties={}, **values
+                )
+            )
+
+
+def _batches(items: Iterable[Dataset], size: int) -> Iterator[list[Dataset]]:
+    batch: list[Dataset] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _checked(datasets: Sequence[Dataset]) -> Sequence[Dataset]:
+    for d in datasets:
+        if not isinstance(d, Dataset):
+            raise InvalidInput(f"not a Dataset: {d!r}")
+        if not d.entry_id or not isinstance(d.entry_id, str):
+            raise InvalidInput(f"invalid entry_id {d.entry_id!r}: must be a non-empty string")
+    return datasets
+
+
+def _footprints(datasets: Sequence[Dataset]) -> tuple[list[Any], np.ndarray]:
+    """Normalised footprints and their bboxes; vectorised, slow path only where needed."""
+    geoms = np.array([d.footprint for d in datasets], dtype=object)
+    bounds = shapely.bounds(geoms)
+    suspect = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
+    suspect |= (bounds[:, 2] - bounds[:, 0] > 180) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180)
+    for i in np.flatnonzero(suspect):
+        geoms[i] = normalize_footprint(geoms[i])
+    bounds = shapely.bounds(geoms)
+    for i in np.flatnonzero((bounds[:, 0] <= -180) & (bounds[:, 2] >= 180)):
+        bounds[i] = footprint_bbox(geoms[i])
+    return list(geoms), bounds
+
+
+def _rows(datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
+    """Column values of each dataset (footprint as WKB), plus its URIs under ``_uris``."""
+    geoms, bounds = _footprints(datasets)
+    wkb = shapely.to_wkb(np.array(geoms, dtype=object))
+    now = datetime.now(UTC)
+    rows = []
+    for i, d in enumerate(datasets):
+        has_geom = geoms[i] is not None
+        row = {name: getattr(d, name) for name in (*_META, *_TIMES)}
+        row.update(
+            footprint=wkb[i] if has_geom else None,
+            properties=d.properties or {},
+            harvest_status="ok",
+            harvest_error=None,
+            harvest_source=d.harvest_source,
+            harvested_at=now,
+        )
+        for j, name in enumerate(_BBOX):
+            row[name] = float(bounds[i, j]) if has_geom else None
+        row["_uris"] = d.uris
+        rows.append(row)
+    return rows
+
+
+def _existing_ids(conn: Connection, entry_ids: list[str]) -> dict[str, int]:
+    t = datasets_table
+    found: dict[str, int] = {}
+    for start in range(0, len(entry_ids), 900):
+        chunk = entry_ids[start : start + 900]
+        query = sa.select(t.c.entry_id, t.c.id).where(t.c.entry_id.in_(chunk))
+        found.update({e: i for e, i in conn.execute(query)})
+    return found
+
+
+def _insert_new(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
+    if conn.dialect.name == "postgresql":
+        _copy_new_postgres(conn, items)
+    elif conn.dialect.name == "sqlite":
+        _insert_new_sqlite(conn, items)
+    else:  # pragma: no cover - other backends go through plain Core
+        _insert_new_core(conn, items)
+
+
+def _processors(conn: Connection, table: sa.Table, columns: Sequence[str]) -> list[Any]:
+    return [table.c[name].type._cached_bind_processor(conn.dialect) for name in columns]
+
+
+def _tuples(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Rows as parameter tuples, converted exactly as SQLAlchemy would bind them."""
+    procs = _processors(conn, table, columns)
+    out = []
+    for row in rows:
+        values = []
+        for name, proc in zip(columns, procs, strict=True):
+            value = row[name]
+            values.append(proc(value) if proc is not None and value is not None else value)
+        out.append(tuple(values))
+    return out
+
+
+def _insert_new_sqlite(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
+    cursor = conn.connection.driver_connection.cursor()
+    cols = ", ".join(DATASET_COLUMNS)
+    marks = ", ".join("?" for _ in DATASET_COLUMNS)
+    params = _tuples(conn, datasets_table, DATASET_COLUMNS, (r for _, r in items))
+    cursor.executemany(f"INSERT INTO datasets ({cols}) VALUES ({marks})", params)
+    uri_rows = [
+        (d.entry_id, *_uri_values(u)) for d, _ in items for u in d.uris
+    ]  # dataset_id looked up by entry_id on the unique index
+    if uri_rows:
+        other = ", ".join(URI_COLUMNS[1:])
+        marks = ", ".join("?" for _ in URI_COLUMNS[1:])
+        cursor.executemany(
+            f"INSERT INTO dataset_uris (dataset_id, {other}) VALUES "
+            f"((SELECT id FROM datasets WHERE entry_id = ?), {marks})",
+            uri_rows,
+        )
+    cursor.close()
+
+
+def _copy_new_postgres(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
+    from psycopg.types.json import Jsonb
+
+    ids = (
+        conn.execute(
+            sa.text("SELECT nextval('datasets_id_seq') FROM generate_series(1, :n)"),
+            {"n": len(items)},
+        )
+        .scalars()
+        .all()
+    )
+    cursor = conn.connection.driver_connection.cursor()
+    columns = ("id", *DATASET_COLUMNS)
+    with cursor.copy(f"COPY datasets ({', '.join(columns)}) FROM STDIN") as copy:
+        for new_id, (_, row) in zip(ids, items, strict=True):
+            values = [new_id]
+            for name in DATASET_COLUMNS:
+                value = row[name]
+                if name in ("properties", "harvest_source") and value is not None:
+                    value = Jsonb(value)
+                elif name == "footprint" and value is not None:
+                    value = ewkb_hex(value)
+                values.append(value)
+            copy.write_row(values)
+    uri_rows = [
+        (new_id, *_uri_values(u)) for new_id, (d, _) in zip(ids, items, strict=True) for u in d.uris
+    ]
+    if uri_rows:
+        with cursor.copy(f"COPY dataset_uris ({', '.join(URI_COLUMNS)}) FROM STDIN") as copy:
+            for row in uri_rows:
+                copy.write_row(row)
+    cursor.close()
+
+
+def _insert_new_core(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
+    for d, row in items:
+        values = {k: row[k] for k in DATASET_COLUMNS}
+        new_id = conn.execute(
+            sa.insert(datasets_table).values(**values).returning(datasets_table.c.id)
+        ).scalar_one()
+        _insert_uris_core(conn, new_id, d.uris, {})
+
+
+def _uri_values(u: DatasetURI) -> tuple[Any, ...]:
+    return (u.uri, u.role or "data", u.name, u.media_type, u.size, u.checksum, u.local_path)
+
+
+def _insert_uris_core(
+    conn: Connection, dataset_id: int, uris: Sequence[DatasetURI], kept: dict[str, Any]
+) -> None:
+    rows = []
+    for u in uris:
+        prior = kept.get((dataset_id, u.uri))
+        rows.append(
+            dict(
+                zip(URI_COLUMNS, (dataset_id, *_uri_values(u)), strict=True),
+                checksum=u.checksum or (prior.checksum if prior else None),
+                local_path=u.local_path or (prior.local_path if prior else None),
+            )
+        )
+    if rows:
+        conn.execute(sa.insert(uris_table), rows)
+
+
+def _update_existing(
+    conn: Connection, items: list[tuple[Dataset, dict[str, Any]]], existing: dict[str, int]
+) -> None:
+    t, u = datasets_table, uris_table
+    names = [c for c in DATASET_COLUMNS if c != "entry_id"]
+    statement = (
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("_id"))
+        .values({name: sa.bindparam(f"_{name}", type_=t.c[name].type) for name in names})
+    )
+    params = [{"_id": existing[d.entry_id], **{f"_{n}": row[n] for n in names}} for d, row in items]
+    conn.execute(statement, params)
+    ids = [existing[d.entry_id] for d, _ in items]
+    kept = {
+        (r.dataset_id, r.uri): r
+        for r in conn.execute(
+            sa.select(u.c.dataset_id, u.c.uri, u.c.checksum, u.c.local_path).where(
+                u.c.dataset_id.in_(ids)
+            )
+        )
+    }
+    conn.execute(sa.delete(u).where(u.c.dataset_id.in_(ids)))
+    for d, _ in items:
+        _insert_uris_core(conn, existing[d.entry_id], d.uris, kept)
+
+
+def ewkb_hex(wkb: bytes, srid: int = 4326) -> str:
+    """Hex EWKB (what PostGIS reads in COPY text) from ISO WKB, adding the SRID."""
+    order = "little" if wkb[0] == 1 else "big"
+    kind = int.from_bytes(wkb[1:5], order) | 0x20000000
+    return (wkb[:1] + kind.to_bytes(4, order) + srid.to_bytes(4, order) + wkb[5:]).hex()
