@@ -77,6 +77,9 @@ def print_run(
     console.print(f"{styled(run.state)} · {counts}")
     if run.error:
         console.print(f"[red]{run.error}[/]")
+    failed = [i for i in run.instances if i.state == "failed"]
+    for inst in failed[:5]:
+        console.print(f"  {inst.key}: {inst.error}", style="red", markup=False, soft_wrap=True)
     if tracebacks:
         for inst in run.instances:
             if inst.traceback:

@@ -162,6 +162,7 @@ class RunPlan:
         inst.state = state
         inst.reason = reason
         inst.finished_at = utcnow()
+        self.fresh.append(inst)  # changed by the plan itself: the engine records it
 
     def _try_expand(self, name: str) -> bool:
         node = self.workflow.nodes[name]

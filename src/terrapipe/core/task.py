@@ -128,7 +128,7 @@ class FunctionTask(Task):
         applicable: Callable[..., bool] | None = None,
     ) -> None:
         self.func = func
-        self.name = name or func.__name__.replace("_", "-")
+        self.name = name or func.__name__
         self.version = version
         self.retries = retries
         self.retry_delay = retry_delay

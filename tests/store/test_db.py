@@ -1,0 +1,97 @@
+"""The run store on SQLite and PostgreSQL: migrations, batched recorder, cache upserts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from terrapipe.store import runstore
+from terrapipe.store.db import Database
+
+
+def test_migrations_create_core_tables_and_reopen_is_idempotent(db: Database) -> None:
+    tables = set(sa.inspect(db.engine).get_table_names())
+    assert {"runs", "nodes", "cache_entries", "artifacts", "alembic_version"} <= tables
+    again = Database(db.url)
+    assert set(sa.inspect(again.engine).get_table_names()) == tables
+    again.dispose()
+
+
+def test_recorder_batches_inserts_then_updates(db: Database) -> None:
+    runstore.create_run(
+        db, id="r1", workflow="wf", workflow_version="1", params={}, engine="local", force=False
+    )
+    rec = runstore.RunRecorder(db, "r1")
+    base = {
+        "name": "a",
+        "map_index": -1,
+        "item_id": None,
+        "task_name": "a",
+        "task_version": "1",
+        "reason": None,
+        "cache_key": None,
+        "attempts": 0,
+        "error": None,
+        "traceback": None,
+        "started_at": None,
+        "finished_at": None,
+    }
+    rec.node({**base, "key": "a", "state": "pending"})
+    rec.node({**base, "key": "a", "state": "running"})  # same key before a flush: one insert
+    rec.node({**base, "key": "b", "name": "b", "state": "pending"})
+    rec.flush()
+    rows = {r["key"]: r for r in runstore.node_rows(db, "r1")}
+    assert {k: r["state"] for k, r in rows.items()} == {"a": "running", "b": "pending"}
+    now = dt.datetime.now(dt.UTC)
+    rec.cache_entry(
+        {
+            "key": "k1",
+            "task_name": "a",
+            "task_version": "1",
+            "components": {"x": 1},
+            "outputs": {"v": 1},
+            "artifact_dir": None,
+            "run_id": "r1",
+            "created_at": now,
+        },
+        [],
+    )
+    rec.node({**base, "key": "a", "state": "succeeded", "cache_key": "k1", "attempts": 1})
+    rec.run(state="succeeded", progress=1.0)
+    rec.flush()
+    rows = {r["key"]: r for r in runstore.node_rows(db, "r1")}
+    assert rows["a"]["state"] == "succeeded" and rows["a"]["outputs"] == {"v": 1}
+    assert runstore.get_run_row(db, "r1")["state"] == "succeeded"
+    # a forced rerun of the same key replaces the entry instead of failing on the key
+    rec.cache_entry(
+        {
+            "key": "k1",
+            "task_name": "a",
+            "task_version": "1",
+            "components": {"x": 1},
+            "outputs": {"v": 2},
+            "artifact_dir": None,
+            "run_id": "r1",
+            "created_at": now,
+        },
+        [],
+    )
+    rec.flush()
+    assert runstore.cache_row(db, "k1")["outputs"] == {"v": 2}
+
+
+def test_run_id_prefix_lookup(db: Database) -> None:
+    for rid in ("abc111", "abc222", "def333"):
+        runstore.create_run(
+            db, id=rid, workflow="w", workflow_version="1", params={}, engine="local", force=False
+        )
+    assert runstore.get_run_row(db, "def")["id"] == "def333"
+    assert runstore.get_run_row(db, "abc") is None  # ambiguous
+    assert runstore.get_run_row(db, "zzz") is None
+
+
+def test_safe_url_masks_password() -> None:
+    db = Database("postgresql://user:s3cret@127.0.0.1:1/none", migrate=False)
+    assert "s3cret" not in db.safe_url and "***" in db.safe_url
+    db.dispose()
