@@ -1,0 +1,226 @@
+"""Harvest a folder: every raster (rasterio) and vector (pyogrio) file becomes a dataset.
+
+The footprint comes from the file's real bounds reprojected to EPSG:4326 with densified
+edges; the time from file tags, else a date in the file name; platform and instrument
+from well-known product names (Landsat, Sentinel-1/2). The ``entry_id`` is the file stem
+for a well-known product name (globally unique), else the absolute path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyogrio
+import rasterio
+
+from terrapipe.catalog.dataset import Dataset, DatasetURI
+from terrapipe.catalog.harvest.footprint import bounds_footprint
+from terrapipe.catalog.harvest.products import ProductInfo, date_from_name, parse_product_name
+from terrapipe.catalog.harvest.report import Failure
+from terrapipe.catalog.timespan import parse_datetime
+from terrapipe.errors import HarvestError, QueryError
+
+RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".jp2", ".img", ".vrt", ".nc", ".hdf", ".h5", ".asc"})
+VECTOR_SUFFIXES = frozenset({".gpkg", ".shp", ".geojson", ".fgb", ".gml", ".kml", ".parquet"})
+SIDECARS = (".dbf", ".shx", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
+MEDIA_TYPES = {
+    ".tif": "image/tiff; application=geotiff",
+    ".tiff": "image/tiff; application=geotiff",
+    ".jp2": "image/jp2",
+    ".nc": "application/x-netcdf",
+    ".gpkg": "application/geopackage+sqlite3",
+    ".geojson": "application/geo+json",
+    ".fgb": "application/flatgeobuf",
+    ".parquet": "application/vnd.apache.parquet",
+    ".shp": "application/x-shapefile",
+}
+_START_TAGS = (
+    "ACQUISITION_DATETIME",
+    "ACQUISITIONDATETIME",
+    "DATETIME_ACQUIRED",
+    "DATE_ACQUIRED",
+    "ACQUISITION_DATE",
+    "SENSING_TIME",
+    "START_DATETIME",
+    "TIME_START",
+    "DATETIME",
+)
+_END_TAGS = ("END_DATETIME", "TIME_END")
+
+
+def folder_files(root: Path) -> list[Path]:
+    """Raster and vector files under ``root`` (recursively, hidden entries skipped), sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            suffix = Path(name).suffix.lower()
+            if not name.startswith(".") and suffix in RASTER_SUFFIXES | VECTOR_SUFFIXES:
+                found.append(Path(dirpath) / name)
+    return sorted(found)
+
+
+def entry_id_for(path: Path) -> str:
+    """The entry id of a file: its stem for a well-known product name, else its path."""
+    path = path.resolve()
+    stem = path.name.split(".")[0]
+    return stem if parse_product_name(stem) else path.as_posix()
+
+
+def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Failure:
+    """One file as a dataset, or a failure naming the file and what went wrong."""
+    path = path.resolve()
+    source = {"kind": "file", "path": path.as_posix(), "collection": collection}
+    entry_id = entry_id_for(path)
+    product = parse_product_name(path.name.split(".")[0])
+    default_collection = collection or (product.family if product else path.parent.name)
+    try:
+        if path.suffix.lower() in VECTOR_SUFFIXES:
+            meta = _vector_metadata(path)
+        else:
+            meta = _raster_metadata(path)
+    except Exception as exc:  # any read error is reported per file, never fatal
+        return Failure(
+            entry_id=entry_id,
+            error=f"cannot read {path}: {_one_line(exc)}",
+            source=source,
+            title=path.name,
+            collection=default_collection,
+        )
+    start, end = _times(meta.pop("tags"), path.name, product)
+    return Dataset(
+        entry_id=entry_id,
+        title=path.name,
+        collection=default_collection,
+        platform=product.platform if product else None,
+        instrument=product.instrument if product else None,
+        provider=product.provider if product else None,
+        time_start=start,
+        time_end=end,
+        footprint=meta.pop("footprint"),
+        properties={**(product.properties if product else {}), **meta},
+        uris=tuple(_uris(path)),
+        harvest_source=source,
+    )
+
+
+def iter_folder(root: Path, *, collection: str | None = None) -> Iterator[Dataset | Failure]:
+    """Every harvestable file of a folder, in path order."""
+    if not root.is_dir():
+        raise HarvestError(f"not a folder: {str(root)!r}")
+    for path in folder_files(root):
+        yield harvest_file(path, collection=collection)
+
+
+def _raster_metadata(path: Path) -> dict[str, Any]:
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise HarvestError("the raster has no CRS (georeferencing is never assumed)")
+        tags = {k.upper(): v for k, v in src.tags().items()}
+        return {
+            "footprint": bounds_footprint(src.bounds, src.crs),
+            "tags": tags,
+            "kind": "raster",
+            "driver": src.driver,
+            "crs": src.crs.to_string(),
+            "width": src.width,
+            "height": src.height,
+            "band_count": src.count,
+            "dtype": src.dtypes[0],
+            "resolution": [abs(src.res[0]), abs(src.res[1])],
+            "nodata": src.nodata,
+            "native_bounds": list(src.bounds),
+        }
+
+
+def _vector_metadata(path: Path) -> dict[str, Any]:
+    layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    infos = [pyogrio.read_info(path, layer=layer, force_total_bounds=True) for layer in layers]
+    bounded = [
+        i for i in infos if i["total_bounds"] is not None and all(b == b for b in i["total_bounds"])
+    ]
+    if not bounded:
+        raise HarvestError("the vector file has no features with a geometry")
+    crs = bounded[0]["crs"]
+    if not crs:
+        raise HarvestError("the vector file has no CRS (georeferencing is never assumed)")
+    minx = min(i["total_bounds"][0] for i in bounded)
+    miny = min(i["total_bounds"][1] for i in bounded)
+    maxx = max(i["total_bounds"][2] for i in bounded)
+    maxy = max(i["total_bounds"][3] for i in bounded)
+    bounds = (minx, miny, maxx, maxy)
+    return {
+        "footprint": bounds_footprint(bounds, crs),
+        "tags": {},
+        "kind": "vector",
+        "driver": bounded[0].get("driver"),
+        "crs": str(crs),
+        "layers": layers,
+        "feature_count": int(sum(i["features"] for i in infos if i["features"] >= 0)),
+        "geometry_type": bounded[0]["geometry_type"],
+        "native_bounds": [float(b) for b in bounds],
+    }
+
+
+def _times(
+    tags: dict[str, str], name: str, product: ProductInfo | None
+) -> tuple[datetime | None, datetime | None]:
+    start = _first_time(tags, _START_TAGS)
+    if start is None and product is not None:
+        start = product.acquired
+    if start is None:
+        start = date_from_name(name)
+    if start is None:
+        start = _first_time(tags, ("TIFFTAG_DATETIME",))
+    end = _first_time(tags, _END_TAGS)
+    if start is not None and end is not None and end < start:
+        end = None
+    return start, end
+
+
+def _first_time(tags: dict[str, str], keys: tuple[str, ...]) -> datetime | None:
+    for key in keys:
+        value = tags.get(key)
+        if not value:
+            continue
+        for text in (value.strip(), value.strip().replace(":", "-", 2)):
+            try:
+                return parse_datetime(text, name=key)
+            except QueryError:
+                continue
+        found = date_from_name(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _uris(path: Path) -> Iterator[DatasetURI]:
+    suffix = path.suffix.lower()
+    yield DatasetURI(
+        uri=path.as_uri(),
+        role="data",
+        name=path.name,
+        media_type=MEDIA_TYPES.get(suffix),
+        size=path.stat().st_size,
+        local_path=path.as_posix(),
+    )
+    if suffix == ".shp":
+        for sidecar in SIDECARS:
+            other = path.with_suffix(sidecar)
+            if other.exists():
+                yield DatasetURI(
+                    uri=other.as_uri(),
+                    role="data",
+                    name=other.name,
+                    size=other.stat().st_size,
+                    local_path=other.as_posix(),
+                )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
