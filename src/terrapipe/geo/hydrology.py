@@ -106,6 +106,7 @@ def stream_lines(
     else:
         gdf["upstream_cells"] = np.nan
     gdf = gdf[[*columns, "geometry"]]
+    gdf = gdf[gdf.geometry.length > 0]  # pyflwdir adds a one-cell segment at each outlet
     return gdf.sort_values(["order", "upstream_cells"], ascending=[False, False]).reset_index(
         drop=True
     )

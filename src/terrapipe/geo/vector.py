@@ -70,7 +70,8 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | Path, *, driver: str | None 
             out = gdf
             if drv == "GeoJSON" and gdf.crs is not None and not gdf.crs.equals(CRS(4326)):
                 out = gdf.to_crs(4326)  # RFC 7946: GeoJSON is WGS 84
-            out.to_file(tmp, driver=drv, engine="pyogrio")
+            layer = {"layer": slugify(dest.stem)} if drv == "GPKG" else {}
+            out.to_file(tmp, driver=drv, engine="pyogrio", **layer)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():

@@ -12,7 +12,8 @@ that grid with a few numpy reductions, without a new polygon rasterisation per d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from affine import Affine
-from exactextract.raster import GDALRasterSource, NumPyRasterSource
+from exactextract.raster import NumPyRasterSource, RasterioRasterSource
 from rasterio.windows import Window
 
 from terrapipe.errors import GeoInputError, GridMismatch, RasterError, VectorError
@@ -68,19 +69,20 @@ def _numpy_source(raster: RasterArray, band: int) -> NumPyRasterSource:
     )
 
 
-def _source(raster: str | Path | RasterArray, band: int) -> tuple[Any, Any, str]:
-    """An exactextract raster source, its CRS, and a name for messages."""
+@contextmanager
+def _open_source(raster: str | Path | RasterArray, band: int) -> Iterator[tuple[Any, Any, str]]:
+    """An exactextract raster source, its CRS and a name for messages (file closed after)."""
     if isinstance(raster, RasterArray):
         nbands = 1 if raster.array.ndim == 2 else raster.array.shape[0]
         if not 1 <= band <= nbands:
             raise RasterError(f"in-memory raster has no band {band}")
-        return _numpy_source(raster, band), rio_crs(raster.crs), "in-memory raster"
+        yield _numpy_source(raster, band), rio_crs(raster.crs), "in-memory raster"
+        return
     path = Path(raster)
     with open_raster(path) as src:
         if not 1 <= band <= src.count:
             raise RasterError(f"{path}: no band {band} (has {src.count})")
-        crs = src.crs
-    return GDALRasterSource(str(path), band_idx=band), crs, str(path)
+        yield RasterioRasterSource(src, band_idx=band), src.crs, str(path)
 
 
 def _zones_in(zones: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
@@ -99,22 +101,21 @@ def zonal_stats(
     *,
     stats: str | Sequence[str] = ("mean",),
     band: int = 1,
-    strategy: str = "feature-sequential",
 ) -> gpd.GeoDataFrame:
     """One row per zone: its attributes and geometry plus one column per statistic."""
     names = _parse_stats(stats)
-    source, crs, label = _source(raster, band)
-    local = _zones_in(zones, crs)
     clash = [n for n in names if n in zones.columns and n != "frac"]
     if clash:
         raise VectorError(f"zones already have column(s) named like statistics: {clash}")
     ops = list(dict.fromkeys(STATS[n] for n in names))
     if "frac" in ops:
         ops.append("unique")
-    try:
-        result = exactextract.exact_extract(source, local, ops, output="pandas", strategy=strategy)
-    except RuntimeError as exc:
-        raise RasterError(f"zonal statistics failed on {label}: {exc}") from exc
+    with _open_source(raster, band) as (source, crs, label):
+        local = _zones_in(zones, crs)
+        try:
+            result = exactextract.exact_extract(source, local, ops, output="pandas")
+        except RuntimeError as exc:
+            raise RasterError(f"zonal statistics failed on {label}: {exc}") from exc
     result.index = zones.index
     columns: dict[str, Any] = {}
     for name in names:
@@ -230,17 +231,19 @@ def _segment_reduce(
 
 def zone_coverage(raster: str | Path | RasterArray, zones: gpd.GeoDataFrame) -> ZoneCoverage:
     """Compute once which cells of the raster's grid each zone covers, and by how much."""
-    source, crs, label = _source(raster, 1)
     if isinstance(raster, RasterArray):
         transform, shape = raster.transform, raster.shape
     else:
         with open_raster(raster) as src:
             transform, shape = src.transform, (src.height, src.width)
-    local = _zones_in(zones, crs)
-    try:
-        result = exactextract.exact_extract(source, local, ["cell_id", "coverage"], output="pandas")
-    except RuntimeError as exc:
-        raise RasterError(f"coverage computation failed on {label}: {exc}") from exc
+    with _open_source(raster, 1) as (source, crs, label):
+        local = _zones_in(zones, crs)
+        try:
+            result = exactextract.exact_extract(
+                source, local, ["cell_id", "coverage"], output="pandas"
+            )
+        except RuntimeError as exc:
+            raise RasterError(f"coverage computation failed on {label}: {exc}") from exc
     cells = [np.asarray(c, dtype="int64") for c in result["cell_id"]]
     weights = [np.asarray(c, dtype="float64") for c in result["coverage"]]
     lengths = np.array([len(c) for c in cells])

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+
+from terrapipe.errors import GeoInputError, GridMismatch
+from terrapipe.geo.raster import RasterArray
+from terrapipe.geo.zonal import zonal_stats, zone_coverage
+
+UTM = "EPSG:32644"
+T = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 8.0)  # 8x8 grid of 1 m cells, x 0..8, y 0..8
+
+
+def _grid_values() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 50, (8, 8)).astype("float64")
+
+
+def _cell_box(r0, r1, c0, c1):
+    """Polygon covering rows r0..r1-1 and cols c0..c1-1 of the 8x8 grid (pixel edges)."""
+    return shapely.box(c0, 8 - r1, c1, 8 - r0)
+
+
+ZONES = gpd.GeoDataFrame(
+    {"name": ["a", "b", "c"], "pop": [10, 20, 30]},
+    geometry=[_cell_box(0, 3, 0, 4), _cell_box(2, 8, 5, 8), _cell_box(4, 6, 1, 3)],
+    crs=UTM,
+)
+SLICES = [(slice(0, 3), slice(0, 4)), (slice(2, 8), slice(5, 8)), (slice(4, 6), slice(1, 3))]
+
+
+def test_aligned_zones_match_brute_force_numpy(make_tif):
+    values = _grid_values()
+    values[1, 1] = -9  # nodata inside zone a
+    path = make_tif("v.tif", values, transform=T, crs=UTM, nodata=-9.0)
+    out = zonal_stats(path, ZONES, stats="mean,min,max,sum,count")
+    assert list(out.columns[:3]) == ["name", "pop", "geometry"]
+    assert list(out.columns[3:]) == ["mean", "min", "max", "sum", "count"]
+    for i, (rs, cs) in enumerate(SLICES):
+        cells = values[rs, cs]
+        cells = cells[cells != -9]
+        row = out.iloc[i]
+        assert row["mean"] == pytest.approx(cells.mean(), abs=1e-9)
+        assert row["min"] == cells.min() and row["max"] == cells.max()
+        assert row["sum"] == pytest.approx(cells.sum()) and row["count"] == pytest.approx(
+            cells.size
+        )
+
+
+def test_partial_coverage_hand_computed():
+    # 4x5 grid, values 0..19 row-major, top at y=4; zone box(0.5, 0.5, 2, 2) covers
+    # (row 2, col 0) half, (2, 1) fully, (3, 0) a quarter, (3, 1) half.
+    values = np.arange(20, dtype="float64").reshape(4, 5)
+    raster = RasterArray(values, Affine(1, 0, 0, 0, -1, 4), UTM, -1)
+    zones = gpd.GeoDataFrame(geometry=[shapely.box(0.5, 0.5, 2, 2)], crs=UTM)
+    out = zonal_stats(raster, zones, stats=["mean", "count", "sum", "min", "max"]).iloc[0]
+    weighted = 0.5 * 10 + 1.0 * 11 + 0.25 * 15 + 0.5 * 16  # 27.75
+    assert out["count"] == pytest.approx(2.25)
+    assert out["sum"] == pytest.approx(weighted)
+    assert out["mean"] == pytest.approx(weighted / 2.25)  # 12.333...
+    assert (out["min"], out["max"]) == (10, 16)
+
+
+def test_dominant_class_and_fractional_area():
+    classes = np.array([[1, 1, 2, 2], [1, 3, 2, 2], [3, 3, 3, 2], [1, 1, 1, 1]], "uint8")
+    raster = RasterArray(classes, Affine(1, 0, 0, 0, -1, 4), UTM, 0)
+    zones = gpd.GeoDataFrame(
+        {"z": ["top", "all"]}, geometry=[shapely.box(0, 2, 4, 4), shapely.box(0, 0, 4, 4)], crs=UTM
+    )
+    out = zonal_stats(raster, zones, stats=["dominant", "frac"])
+    assert out["dominant"].tolist() == [2, 1]
+    for i, rows in enumerate([classes[:2], classes]):
+        for k in (1, 2, 3):
+            assert out[f"frac_{k}"].iloc[i] == pytest.approx((rows == k).mean())
+
+
+def test_zones_in_another_crs_are_reprojected():
+    values = np.random.default_rng(2).uniform(0, 1, (200, 200))
+    t = Affine(30, 0, 380_000, 0, -30, 2_440_000)
+    raster = RasterArray(values, t, UTM, -1.0)
+    zones = gpd.GeoDataFrame(
+        geometry=[shapely.box(381_000, 2_434_000, 384_000, 2_438_000).buffer(500)], crs=UTM
+    )
+    a = zonal_stats(raster, zones, stats=["mean"])["mean"].iloc[0]
+    b = zonal_stats(raster, zones.to_crs(4326), stats=["mean"])["mean"].iloc[0]
+    assert a == pytest.approx(b, rel=1e-3)
+
+
+def test_coverage_reuse_equals_exactextract_per_raster():
+    rng = np.random.default_rng(3)
+    t = Affine(10, 0, 0, 0, -10, 1000)
+    first = RasterArray(rng.uniform(0, 1, (100, 100)), t, UTM, -1.0)
+    centres = rng.uniform(100, 900, (25, 2))
+    zones = gpd.GeoDataFrame(
+        {"id": range(25)},
+        geometry=[shapely.Point(x, y).buffer(rng.uniform(15, 80)) for x, y in centres],
+        crs=UTM,
+    )
+    cov = zone_coverage(first, zones)
+    for _ in range(3):
+        arr = rng.uniform(-1, 1, (100, 100))
+        arr[rng.uniform(size=arr.shape) < 0.1] = -1.0  # nodata
+        ref = zonal_stats(RasterArray(arr, t, UTM, -1.0), zones, stats="mean,min,max,count,sum")
+        got = cov.apply(arr, nodata=-1.0, stats=("mean", "min", "max", "count", "sum"))
+        for col in ("mean", "min", "max", "count", "sum"):
+            np.testing.assert_allclose(got[col], ref[col], rtol=1e-9, atol=1e-9)
+
+
+def test_coverage_rejects_other_grids():
+    t = Affine(10, 0, 0, 0, -10, 1000)
+    zones = gpd.GeoDataFrame(geometry=[shapely.box(100, 100, 300, 300)], crs=UTM)
+    cov = zone_coverage(RasterArray(np.zeros((100, 100)), t, UTM, -1.0), zones)
+    with pytest.raises(GridMismatch, match="shape"):
+        cov.apply(np.zeros((50, 50)))
+    with pytest.raises(GridMismatch, match="other.tif"):
+        cov.check_grid(Affine(20, 0, 0, 0, -20, 1000), (100, 100), name="other.tif")
+
+
+def test_unknown_statistic_is_named(tmp_path: Path):
+    raster = RasterArray(np.zeros((4, 4)), Affine(1, 0, 0, 0, -1, 4), UTM, -1)
+    zones = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], crs=UTM)
+    with pytest.raises(GeoInputError, match="'avg'"):
+        zonal_stats(raster, zones, stats="mean,avg")
