@@ -64,9 +64,16 @@ def test_max_parallel_downloads_holds_across_two_processes(
 def test_redis_lease_of_killed_holder_expires(tmp_path, redis_prefix):
     name, lease_s = "provider:https://x/", 1.0
     holder = spawn(
-        {"mode": "hold", "redis_url": REDIS_URL, "prefix": redis_prefix,
-         "lock_dir": str(tmp_path), "lease_s": lease_s, "name": name, "limit": 1}
-    )  # fmt: skip
+        {
+            "mode": "hold",
+            "redis_url": REDIS_URL,
+            "prefix": redis_prefix,
+            "lock_dir": str(tmp_path),
+            "lease_s": lease_s,
+            "name": name,
+            "limit": 1,
+        }
+    )
     assert holder.stdout.readline().strip() == "held"
     client = redis.Redis.from_url(REDIS_URL)
     sem = RedisSemaphore(name, 1, client, prefix=redis_prefix, lease_s=lease_s)
@@ -112,9 +119,11 @@ def test_dataset_lock_is_exclusive(tmp_path, redis_prefix):
         LockFactory(redis_url=REDIS_URL, lock_dir=tmp_path, prefix=redis_prefix),
     ):
         with factory.dataset_lock("ds-1"):
-            with pytest.raises(LockTimeout, match="dataset:ds-1"):
-                with factory.dataset_lock("ds-1", timeout=0.2):
-                    pass
+            with (
+                pytest.raises(LockTimeout, match="dataset:ds-1"),
+                factory.dataset_lock("ds-1", timeout=0.2),
+            ):
+                pass
             with factory.dataset_lock("ds-2", timeout=0.2):
                 pass
         with factory.dataset_lock("ds-1", timeout=0.2):

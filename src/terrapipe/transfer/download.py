@@ -256,8 +256,9 @@ def download_many(
 
     def run(job: DownloadJob) -> DownloadOutcome:
         try:
-            return DownloadOutcome(job, downloader.fetch_first(job.remotes, job.folder,
-                                                               progress=progress))  # fmt: skip
+            return DownloadOutcome(
+                job, downloader.fetch_first(job.remotes, job.folder, progress=progress)
+            )
         except (DownloadError, InvalidInput) as exc:
             return DownloadOutcome(job, error=exc)
 

@@ -39,8 +39,14 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 class _Sink:
     """Appends chunks to the part file, enforcing the size cap and reporting progress."""
 
-    def __init__(self, part: Path, offset: int, total: int | None, options: TransferOptions,
-                 progress: Progress | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        part: Path,
+        offset: int,
+        total: int | None,
+        options: TransferOptions,
+        progress: Progress | None,
+    ) -> None:
         cap = options.max_file_size
         if cap is not None and total is not None and total > cap:
             raise IntegrityError(f"file of {total} bytes exceeds the size cap of {cap} bytes")
@@ -71,8 +77,9 @@ def _offset(part: Path) -> int:
 class HttpFetcher:
     """HTTP(S) with one shared connection pool, basic or OAuth2 auth, and Range resume."""
 
-    def __init__(self, options: TransferOptions, providers: ProviderRegistry,
-                 *, max_connections: int = 16) -> None:  # fmt: skip
+    def __init__(
+        self, options: TransferOptions, providers: ProviderRegistry, *, max_connections: int = 16
+    ) -> None:
         self.options, self.providers = options, providers
         timeout = httpx.Timeout(
             options.read_timeout_s, connect=options.connect_timeout_s, pool=None
@@ -93,8 +100,9 @@ class HttpFetcher:
             return httpx.BasicAuth(user or "", reveal(password) or ""), {}
         return None, {}
 
-    def fetch(self, url: str, part: Path, provider: ProviderSettings,
-              progress: Progress | None) -> int | None:  # fmt: skip
+    def fetch(
+        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+    ) -> int | None:
         bare, _, _ = strip_userinfo(url)
         offset = _offset(part)
         auth, auth_headers = self._auth(url, provider)
@@ -109,8 +117,14 @@ class HttpFetcher:
                 f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
             ) from None
 
-    def _receive(self, response: httpx.Response, part: Path, offset: int,
-                 provider: ProviderSettings, progress: Progress | None) -> int | None:  # fmt: skip
+    def _receive(
+        self,
+        response: httpx.Response,
+        part: Path,
+        offset: int,
+        provider: ProviderSettings,
+        progress: Progress | None,
+    ) -> int | None:
         status = response.status_code
         if status == 401 and provider.authentication_type == "oauth2":
             self.providers.token_source(provider).invalidate()
@@ -154,8 +168,9 @@ class FileFetcher:
     def __init__(self, options: TransferOptions) -> None:
         self.options = options
 
-    def fetch(self, url: str, part: Path, provider: ProviderSettings,
-              progress: Progress | None) -> int | None:  # fmt: skip
+    def fetch(
+        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+    ) -> int | None:
         source = Path(unquote(urlsplit(url).path))
         try:
             total = source.stat().st_size
@@ -188,8 +203,9 @@ class FtpFetcher:
     def __init__(self, options: TransferOptions) -> None:
         self.options = options
 
-    def fetch(self, url: str, part: Path, provider: ProviderSettings,
-              progress: Progress | None) -> int | None:  # fmt: skip
+    def fetch(
+        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+    ) -> int | None:
         bare, user, password = _credentials(url, provider)
         parts = urlsplit(bare)
         path = unquote(parts.path)
@@ -232,8 +248,9 @@ class SftpFetcher:
     def __init__(self, options: TransferOptions) -> None:
         self.options = options
 
-    def fetch(self, url: str, part: Path, provider: ProviderSettings,
-              progress: Progress | None) -> int | None:  # fmt: skip
+    def fetch(
+        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+    ) -> int | None:
         import paramiko
 
         bare, user, password = _credentials(url, provider)

@@ -173,12 +173,18 @@ class DownloadManager:
             folder = dataset_folder(self.download_directory, record)
             jobs.append(DownloadJob(record.key, record.remotes, folder))
             by_key[record.key] = record
-        with Downloader(self.providers, locks=self.locks, options=self.options,
-                        max_connections=max(self.workers, 1)) as downloader:  # fmt: skip
+        with Downloader(
+            self.providers,
+            locks=self.locks,
+            options=self.options,
+            max_connections=max(self.workers, 1),
+        ) as downloader:
             outcomes = download_many(
-                _LockedDownloader(downloader, self.locks), jobs,
-                workers=self.workers, progress=progress,
-            )  # fmt: skip
+                _LockedDownloader(downloader, self.locks),
+                jobs,
+                workers=self.workers,
+                progress=progress,
+            )
         for outcome in outcomes:
             key = outcome.job.key
             if outcome.path is not None:
