@@ -208,12 +208,14 @@ def _json_value(props: Any, path: tuple[str, ...], kind: str, dialect: str) -> A
         node = props.op("#>")(_pg_path(path))
         text = props.op("#>>")(_pg_path(path))
         typed = text if kind == "str" else sa.cast(text, _PG_CASTS[kind])
-        return sa.case((sa.func.jsonb_typeof(node) == _PG_TYPES[kind], typed), else_=None)
+        value = sa.case((sa.func.jsonb_typeof(node) == _PG_TYPES[kind], typed), else_=None)
+        return sa.type_coerce(value, _PG_CASTS[kind])
     json_path = _sqlite_path(path)
     typed = sa.func.json_extract(props, json_path)
-    return sa.case(
+    value = sa.case(
         (sa.func.json_type(props, json_path).in_(_SQLITE_TYPES[kind]), typed), else_=None
     )
+    return sa.type_coerce(value, _PG_CASTS[kind])
 
 
 def _pg_path(path: tuple[str, ...]) -> Any:
