@@ -104,14 +104,19 @@ def _from_bbox(numbers: list[Any], original: Any) -> BaseGeometry:
 
 
 def normalize_footprint(geom: BaseGeometry) -> BaseGeometry:
-    """The geometry made valid, unwrapped across the antimeridian and split at ±180."""
+    """The geometry made valid, unwrapped across the antimeridian and split at ±180.
+
+    A ring with an edge jumping more than 180° of longitude (and not touching ±180) is
+    read as a naive antimeridian crossing (``170 .. -170``); coordinates past ±180 are
+    cut there and wrapped back.
+    """
     if not geom.is_valid:
         geom = shapely.make_valid(geom)
     geom = _polygonal(geom)
     minx, miny, maxx, maxy = geom.bounds
     if miny < -90 - 1e-9 or maxy > 90 + 1e-9:
         raise QueryError(f"invalid geometry {_short(geom.wkt)}: latitudes outside [-90, 90]")
-    if maxx - minx > 180 and minx >= -180 and maxx <= 180 and _jumps_antimeridian(geom):
+    if maxx - minx > 180 and minx > -180 and maxx < 180 and _jumps_antimeridian(geom):
         geom = _unwrap(geom)
         minx, _, maxx, _ = geom.bounds
     if minx < -180 or maxx > 180:
