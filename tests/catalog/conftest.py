@@ -168,3 +168,9 @@ def stac_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[StacApi]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def make_raster():
+    """The :func:`write_raster` helper, as a fixture (test modules here are not a package)."""
+    return write_raster

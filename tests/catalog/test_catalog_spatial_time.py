@@ -41,25 +41,25 @@ def timed(db):
     return db
 
 
-@pytest.mark.parametrize(
-    ("begin", "end", "expected"),
-    [
-        (None, None, ["span", "instant", "late", "timeless"]),
-        ("2024-01-08", "2024-01-09", ["span"]),  # touches the end of span (inclusive)
-        ("2024-01-08T00:00:01Z", "2024-01-09", []),  # just after span ends
-        ("2024-01-01", "2024-01-05", ["span"]),  # a date as end includes that whole day
-        ("2024-01-01", "2024-01-04", []),
-        ("2024-01-10", "2024-01-10", ["instant"]),  # one day contains the instant
-        ("2024-01-10T12:00:00Z", "2024-01-10T12:00:00Z", ["instant"]),  # zero-length window
-        ("2024-01-10T12:00:01Z", None, ["late"]),  # open end
-        (None, "2024-01-06", ["span"]),  # open begin
-        ("2024-01-06", "2024-01-07", ["span"]),  # window inside span
-        ("2024-01-01", "2024-02-01", ["span", "instant", "late"]),  # window contains all
-        ("2024-01-10T14:00:00+02:00", "2024-01-10T14:00:00+02:00", ["instant"]),  # = 12:00Z
-    ],
+TIME_CASES = (
+    (None, None, ["span", "instant", "late", "timeless"]),
+    ("2024-01-08", "2024-01-09", ["span"]),  # touches the end of span (inclusive)
+    ("2024-01-08T00:00:01Z", "2024-01-09", []),  # just after span ends
+    ("2024-01-01", "2024-01-05", ["span"]),  # a date as end includes that whole day
+    ("2024-01-01", "2024-01-04", []),
+    ("2024-01-10", "2024-01-10", ["instant"]),  # one day contains the instant
+    ("2024-01-10T12:00:00Z", "2024-01-10T12:00:00Z", ["instant"]),  # zero-length window
+    ("2024-01-10T12:00:01Z", None, ["late"]),  # open end
+    (None, "2024-01-06", ["span"]),  # open begin
+    ("2024-01-06", "2024-01-07", ["span"]),  # window inside span
+    ("2024-01-01", "2024-02-01", ["span", "instant", "late"]),  # window contains all
+    ("2024-01-10T14:00:00+02:00", "2024-01-10T14:00:00+02:00", ["instant"]),  # = 12:00Z
 )
-def test_time_overlap(timed, begin, end, expected) -> None:
-    assert _ids(search(timed, begin=begin, end=end)) == expected
+
+
+def test_time_overlap(timed) -> None:
+    got = {(b, e): _ids(search(timed, begin=b, end=e)) for b, e, _ in TIME_CASES}
+    assert got == {(b, e): expected for b, e, expected in TIME_CASES}
 
 
 def test_relative_window(db) -> None:
@@ -83,21 +83,21 @@ def test_relative_window(db) -> None:
     assert count(db, relative="30m") == 0
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"begin": "2024-13-01"}, "invalid begin '2024-13-01'"),
-        ({"end": "soon"}, "invalid end 'soon'"),
-        ({"begin": "2024-02-01", "end": "2024-01-01"}, "is after end"),
-        ({"relative": "7x"}, "invalid relative time '7x'"),
-        ({"relative": "0d"}, "must be positive"),
-        ({"relative": "7d", "begin": "2024-01-01"}, "not both"),
-    ],
+BAD_TIMES = (
+    ({"begin": "2024-13-01"}, "invalid begin '2024-13-01'"),
+    ({"end": "soon"}, "invalid end 'soon'"),
+    ({"begin": "2024-02-01", "end": "2024-01-01"}, "is after end"),
+    ({"relative": "7x"}, "invalid relative time '7x'"),
+    ({"relative": "0d"}, "must be positive"),
+    ({"relative": "7d", "begin": "2024-01-01"}, "not both"),
 )
-def test_bad_time_input(db, kwargs, message) -> None:
-    with pytest.raises(QueryError) as info:
-        search(db, **kwargs)
-    assert message in str(info.value)
+
+
+def test_bad_time_input(db) -> None:
+    for kwargs, message in BAD_TIMES:
+        with pytest.raises(QueryError) as info:
+            search(db, **kwargs)
+        assert message in str(info.value), kwargs
 
 
 def test_time_window_dates_cover_whole_days() -> None:
@@ -138,30 +138,31 @@ def shaped(db):
     return db
 
 
-@pytest.mark.parametrize(
-    ("geometry", "expected"),
-    [
-        ("-175,-1,-172,1", ["crossing"]),  # west of 180 side
-        ("172,-1,175,1", ["crossing"]),  # east side
-        ("-169,-1,-160,1", []),  # just outside
-        ("178,25,-178,26", ["unwrapped"]),  # query bbox itself crosses the antimeridian
-        ("POLYGON ((178 -5, 182 -5, 182 5, 178 5, 178 -5))", ["crossing"]),  # WKT past 180
-        ("POINT (5 5)", []),  # inside the hole: bbox candidate, exact test rejects it
-        ("POINT (1 1)", ["ring"]),
-        ("3,3,7,7", []),  # box within the hole
-        ("3,3,9,7", ["ring"]),  # box reaching the ring
-        ('{"type": "Point", "coordinates": [20.5, 20.5]}', ["plain"]),
-        (
-            '{"type": "Feature", "properties": {}, "geometry": {"type": "Point", '
-            '"coordinates": [-178, 27]}}',
-            ["unwrapped"],
-        ),
-        ("-180,-90,180,90", ["crossing", "unwrapped", "ring", "plain"]),
-    ],
+SPATIAL_CASES = (
+    ("-175,-1,-172,1", ["crossing"]),  # west of 180 side
+    ("172,-1,175,1", ["crossing"]),  # east side
+    ("-169,-1,-160,1", []),  # just outside
+    ("178,25,-178,26", ["unwrapped"]),  # query bbox itself crosses the antimeridian
+    ("POLYGON ((178 -5, 182 -5, 182 5, 178 5, 178 -5))", ["crossing"]),  # WKT past 180
+    ("POINT (5 5)", []),  # inside the hole: bbox candidate, exact test rejects it
+    ("POINT (1 1)", ["ring"]),
+    ("3,3,7,7", []),  # box within the hole
+    ("3,3,9,7", ["ring"]),  # box reaching the ring
+    ('{"type": "Point", "coordinates": [20.5, 20.5]}', ["plain"]),
+    (
+        '{"type": "Feature", "properties": {}, "geometry": {"type": "Point", '
+        '"coordinates": [-178, 27]}}',
+        ["unwrapped"],
+    ),
+    ("-180,-90,180,90", ["crossing", "unwrapped", "ring", "plain"]),
 )
-def test_spatial_search(shaped, geometry, expected) -> None:
-    assert _ids(search(shaped, geometry=geometry)) == expected
-    assert count(shaped, geometry=geometry) == len(expected)
+
+
+def test_spatial_search(shaped) -> None:
+    got = {
+        g: (_ids(search(shaped, geometry=g)), count(shaped, geometry=g)) for g, _ in SPATIAL_CASES
+    }
+    assert got == {g: (expected, len(expected)) for g, expected in SPATIAL_CASES}
 
 
 def test_spatial_and_time_and_attributes_combine(shaped) -> None:
@@ -170,24 +171,24 @@ def test_spatial_and_time_and_attributes_combine(shaped) -> None:
     assert _ids(search(shaped, geometry="170,-5,-170,5", begin="2024-01-02")) == []
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("POLYGON ((0 0, 1 1", "invalid WKT geometry"),
-        ("1,2,3", "invalid WKT geometry"),
-        ("a,b,c,d", "invalid WKT geometry"),
-        ("0,50,1,-50", "latitudes"),
-        ("0,0,200,1", "longitudes"),
-        ('{"type": "Polygon"', "invalid GeoJSON"),
-        ('{"coordinates": [1, 2]}', "no 'type'"),
-        ("", "invalid geometry"),
-        ("POLYGON EMPTY", "empty"),
-    ],
+BAD_GEOMETRIES = (
+    ("POLYGON ((0 0, 1 1", "invalid WKT geometry"),
+    ("1,2,3", "invalid WKT geometry"),
+    ("a,b,c,d", "invalid WKT geometry"),
+    ("0,50,1,-50", "latitudes"),
+    ("0,0,200,1", "longitudes"),
+    ('{"type": "Polygon"', "invalid GeoJSON"),
+    ('{"coordinates": [1, 2]}', "no 'type'"),
+    ("", "invalid geometry"),
+    ("POLYGON EMPTY", "empty"),
 )
-def test_bad_geometry(db, value, message) -> None:
-    with pytest.raises(QueryError) as info:
-        search(db, geometry=value)
-    assert message in str(info.value)
+
+
+def test_bad_geometry(db) -> None:
+    for value, message in BAD_GEOMETRIES:
+        with pytest.raises(QueryError) as info:
+            search(db, geometry=value)
+        assert message in str(info.value), value
 
 
 boxes = st.tuples(
