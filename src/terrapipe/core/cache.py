@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from terrapipe.core.values import canonical_json, stable_hash
+from terrapipe.core.values import encode_outputs, stable_hash
 
 MISSING = "missing"
 
@@ -62,12 +62,10 @@ def key_components(
     inputs: Mapping[str, str],
 ) -> dict[str, Any]:
     """Everything a cached result depends on, as canonical JSON-able data."""
-    import json
-
     return {
         "task": task_name,
         "version": str(task_version),
-        "params": json.loads(canonical_json(dict(params))),
+        "params": encode_outputs(dict(params)),
         "upstream": dict(upstream),
         "item": item,
         "inputs": dict(inputs),

@@ -182,6 +182,35 @@ def _run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]
     )
 
 
+def _run_from_plan(row: Mapping[str, Any], plan: RunPlan) -> Run:
+    """The run just executed, from memory: the same data the store now holds."""
+    nodes = plan.workflow.nodes
+    rows = [
+        {
+            "key": i.key,
+            "name": i.name,
+            "map_index": i.map_index,
+            "state": i.state,
+            "reason": i.reason,
+            "outputs": None,
+            "error": i.error,
+            "traceback": i.traceback,
+            "attempts": i.attempts,
+            "cache_key": i.cache_key,
+            "task_name": nodes[i.name].task.name,
+            "task_version": str(nodes[i.name].task.version),
+            "started_at": i.started_at,
+            "finished_at": i.finished_at,
+        }
+        for i in plan.instances.values()
+    ]
+    run = _run_from_rows(row, rows)
+    for view in run.instances:
+        if view.state in ("succeeded", "cached"):
+            view.outputs = plan.instances[view.key].outputs
+    return run
+
+
 def _with_db(db: Database | None, settings: Settings | None) -> tuple[Database, bool]:
     if db is not None:
         return db, False
@@ -289,8 +318,8 @@ def submit(
             created_at=now,
             expires_at=now + dt.timedelta(days=settings.run_expiry_days),
         )
-        _execute_local(database, run_id, wf, resolved, force, settings, workers, on_update)
-        return get_run(run_id, db=database)
+        plan = _execute_local(database, run_id, wf, resolved, force, settings, workers, on_update)
+        return _run_from_plan(runstore.get_run_row(database, run_id) or {}, plan)
     finally:
         if own:
             database.dispose()
@@ -305,7 +334,7 @@ def _execute_local(
     settings: Settings,
     workers: int | None,
     on_update: Callable[[RunPlan], Any] | None,
-) -> None:
+) -> RunPlan:
     from terrapipe.core.runtime import StoreRuntime
     from terrapipe.engines.local import LocalEngine
 
@@ -335,3 +364,4 @@ def _execute_local(
             progress=runtime.run_progress(),
         )
         runtime.maybe_flush(force=True)
+    return runtime.plan

@@ -49,6 +49,8 @@ class StoreRuntime:
         self._previous: dict[tuple[str, str | None], str] = {}
         self._last_flush = time.monotonic()
         self._progress: dict[str, float] = {}
+        self._writer: threading.Thread | None = None
+        self._writer_stop = threading.Event()
         for row in runstore.history(db, plan.workflow.name):
             self._hits[row["cache_key"]] = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
             self._previous[(row["name"], row["item_id"])] = row["cache_key"]
@@ -134,12 +136,39 @@ class StoreRuntime:
         partial = sum(v for k, v in self._progress.items() if not self.plan.instances[k].done)
         return min(1.0, (self.plan.n_done + partial) / total)
 
+    def flush(self) -> None:
+        """Record what the plan changed and write everything buffered; poll for cancel."""
+        self.record_fresh()
+        self.recorder.run(progress=self.run_progress())
+        self.recorder.flush()
+        if not self.cancel_event.is_set() and runstore.cancel_requested(self.db, self.run_id):
+            self.cancel_event.set()
+
     def maybe_flush(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last_flush >= self.flush_interval:
-            self._last_flush = now
-            self.record_fresh()
-            self.recorder.run(progress=self.run_progress())
-            self.recorder.flush()
-            if not self.cancel_event.is_set() and runstore.cancel_requested(self.db, self.run_id):
-                self.cancel_event.set()
+        """Called by the scheduler: hand new instances to the recorder; flush when due
+        (or always with ``force``) unless the background writer does it."""
+        self.record_fresh()
+        if force or (self._writer is None and time.monotonic() - self._last_flush >= 0.25):
+            self._last_flush = time.monotonic()
+            self.flush()
+
+    def start_writer(self) -> None:
+        """Flush from a background thread every ``flush_interval`` so the scheduler never
+        waits for the database."""
+
+        def loop() -> None:
+            while not self._writer_stop.wait(self.flush_interval):
+                self.recorder.run(progress=self.run_progress())
+                self.recorder.flush()
+                if runstore.cancel_requested(self.db, self.run_id):
+                    self.cancel_event.set()
+
+        self._writer_stop.clear()
+        self._writer = threading.Thread(target=loop, name="terrapipe-writer", daemon=True)
+        self._writer.start()
+
+    def stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer_stop.set()
+            self._writer.join()
+            self._writer = None

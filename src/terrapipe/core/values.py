@@ -55,7 +55,30 @@ def outputs_for_humans(value: Any) -> Any:
     return value
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
 def _plain(value: Any, where: str) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:  # exact types first: the common case, and cheap
+        return value
+    if kind is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise UnstorableOutput(
+                    f"{where} has a key of type {type(k).__name__} ({k!r}); keys must be strings"
+                )
+            out[k] = v if type(v) in _SCALARS else _plain(v, f"{where}[{k!r}]")
+        return out
+    if kind is list or kind is tuple:
+        return [
+            v if type(v) in _SCALARS else _plain(v, f"{where}[{i}]") for i, v in enumerate(value)
+        ]
+    return _plain_slow(value, where)
+
+
+def _plain_slow(value: Any, where: str) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -69,16 +92,9 @@ def _plain(value: Any, where: str) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise UnstorableOutput(
-                    f"{where} has a key of type {type(k).__name__} ({k!r}); keys must be strings"
-                )
-            out[k] = _plain(v, f"{where}[{k!r}]")
-        return out
+        return _plain(dict(value), where)
     if isinstance(value, list | tuple):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return _plain(list(value), where)
     if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
         return _plain(value.item(), where)  # numpy scalar
     raise UnstorableOutput(

@@ -71,6 +71,7 @@ class LocalEngine:
 
         restore = self._install_sigint(runtime)
         last_update = 0.0
+        runtime.start_writer()
         try:
             dispatch(plan.start())
             runtime.maybe_flush(force=True)
@@ -98,6 +99,7 @@ class LocalEngine:
             restore()
             for _ in threads:
                 work.put(_STOP)
+            runtime.stop_writer()
             runtime.maybe_flush(force=True)
             if on_update is not None:
                 on_update(plan)

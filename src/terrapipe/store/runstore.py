@@ -8,12 +8,12 @@ of transactions, not 30,000. A crash loses at most the last interval; a rerun re
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from terrapipe.store.db import Database
 from terrapipe.store.models import ArtifactRecord, CacheEntry, NodeRecord, RunRecord
@@ -23,33 +23,11 @@ nodes_t = NodeRecord.__table__
 cache_t = CacheEntry.__table__
 artifacts_t = ArtifactRecord.__table__
 
-NODE_FIELDS = (
-    "key",
-    "name",
-    "map_index",
-    "item_id",
-    "task_name",
-    "task_version",
-    "state",
-    "reason",
-    "cache_key",
-    "attempts",
-    "error",
-    "traceback",
-    "started_at",
-    "finished_at",
-)
 HISTORY_RUNS = 5
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _upsert(db: Database, table: sa.Table, index: list[str]) -> Any:
-    insert = postgresql.insert(table) if db.dialect == "postgresql" else sqlite.insert(table)
-    cols = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in index}
-    return insert.on_conflict_do_update(index_elements=index, set_=cols)
 
 
 # -- runs ------------------------------------------------------------------------------
@@ -144,7 +122,7 @@ def history(db: Database, workflow: str) -> list[dict[str, Any]]:
             nodes_t.c.name,
             nodes_t.c.item_id,
             nodes_t.c.cache_key,
-            cache_t.c.outputs,
+            sa.cast(cache_t.c.outputs, sa.Text).label("outputs"),
             cache_t.c.artifact_dir,
         )
         .select_from(nodes_t.join(cache_t, cache_t.c.key == nodes_t.c.cache_key))
@@ -152,7 +130,17 @@ def history(db: Database, workflow: str) -> list[dict[str, Any]]:
         .order_by(nodes_t.c.id)
     )
     with db.begin() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+        rows = conn.execute(query).all()
+    return [
+        {
+            "name": r[0],
+            "item_id": r[1],
+            "cache_key": r[2],
+            "outputs": json.loads(r[3]) if r[3] is not None else None,
+            "artifact_dir": r[4],
+        }
+        for r in rows
+    ]
 
 
 def components_of(db: Database, key: str) -> dict[str, Any] | None:
@@ -160,16 +148,58 @@ def components_of(db: Database, key: str) -> dict[str, Any] | None:
         return conn.execute(sa.select(cache_t.c.components).where(cache_t.c.key == key)).scalar()
 
 
+def _sql_value(db: Database, column: sa.Column, value: Any) -> Any:
+    """A Python value as the driver expects it, matching what SQLAlchemy would store."""
+    if value is None:
+        return None
+    if isinstance(column.type, sa.JSON):
+        return json.dumps(value)
+    if isinstance(value, dt.datetime) and db.is_sqlite:
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def bulk_upsert(
+    db: Database,
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    conflict: tuple[str, ...],
+) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE for many rows through the driver's executemany.
+
+    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself at
+    10,000 rows; values are converted once here instead (see :func:`_sql_value`).
+    """
+    if not rows:
+        return
+    cols = [c for c in table.columns if c.name in rows[0]]
+    mark = "?" if db.is_sqlite else "%s"
+    names = ", ".join(f'"{c.name}"' for c in cols)
+    updates = ", ".join(f'"{c.name}" = excluded."{c.name}"' for c in cols if c.name not in conflict)
+    sql = (
+        f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(cols))}) '
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
+    )
+    params = [tuple(_sql_value(db, c, row.get(c.name)) for c in cols) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
 class RunRecorder:
-    """Buffers node and cache writes of one run; :meth:`flush` writes them in one go."""
+    """Buffers node and cache writes of one run; :meth:`flush` writes them in one go.
+
+    Writes are upserts keyed by (run, node key), so the same instance recorded as pending,
+    running and finished costs one row, and at most one write per flush.
+    """
 
     def __init__(self, db: Database, run_id: str) -> None:
         self.db = db
         self.run_id = run_id
         self._lock = threading.Lock()
-        self._inserted: set[str] = set()
-        self._new: dict[str, dict[str, Any]] = {}
-        self._dirty: dict[str, dict[str, Any]] = {}
+        self._flush_lock = threading.Lock()
+        self._nodes: dict[str, dict[str, Any]] = {}
         self._cache: dict[str, dict[str, Any]] = {}
         self._artifacts: dict[str, list[dict[str, Any]]] = {}
         self._run: dict[str, Any] = {}
@@ -177,10 +207,7 @@ class RunRecorder:
     def node(self, row: dict[str, Any]) -> None:
         row = {**row, "run_id": self.run_id}
         with self._lock:
-            if row["key"] in self._inserted:
-                self._dirty[row["key"]] = row
-            else:
-                self._new[row["key"]] = row
+            self._nodes[row["key"]] = row
 
     def cache_entry(self, row: dict[str, Any], files: Iterable[dict[str, Any]]) -> None:
         with self._lock:
@@ -192,38 +219,24 @@ class RunRecorder:
             self._run.update(values)
 
     def flush(self) -> None:
-        with self._lock:
-            new, self._new = self._new, {}
-            dirty, self._dirty = self._dirty, {}
-            cache, self._cache = self._cache, {}
-            artifacts, self._artifacts = self._artifacts, {}
-            run, self._run = self._run, {}
-            self._inserted.update(new)
-        if not (new or dirty or cache or run):
-            return
-        with self.db.begin() as conn:
-            if cache:
-                conn.execute(_upsert(self.db, cache_t, ["key"]), list(cache.values()))
-                conn.execute(artifacts_t.delete().where(artifacts_t.c.cache_key.in_(list(cache))))
-                files = [f for rows in artifacts.values() for f in rows]
-                if files:
-                    conn.execute(artifacts_t.insert(), files)
-            if new:
-                conn.execute(nodes_t.insert(), list(new.values()))
-            if dirty:
-                stmt = (
-                    nodes_t.update()
-                    .where(nodes_t.c.run_id == sa.bindparam("b_run"))
-                    .where(nodes_t.c.key == sa.bindparam("b_key"))
-                    .values({f: sa.bindparam("v_" + f) for f in NODE_FIELDS if f != "key"})
-                )
-                conn.execute(
-                    stmt,
-                    [
-                        {"b_run": r["run_id"], "b_key": r["key"]}
-                        | {"v_" + f: r.get(f) for f in NODE_FIELDS if f != "key"}
-                        for r in dirty.values()
-                    ],
-                )
-            if run:
-                conn.execute(runs_t.update().where(runs_t.c.id == self.run_id).values(**run))
+        with self._flush_lock:  # keep flushes in order (writer thread and final flush)
+            with self._lock:
+                nodes, self._nodes = self._nodes, {}
+                cache, self._cache = self._cache, {}
+                artifacts, self._artifacts = self._artifacts, {}
+                run, self._run = self._run, {}
+            if not (nodes or cache or run):
+                return
+            with self.db.begin() as conn:
+                if cache:
+                    bulk_upsert(self.db, conn, cache_t, list(cache.values()), ("key",))
+                    conn.execute(
+                        artifacts_t.delete().where(artifacts_t.c.cache_key.in_(list(cache)))
+                    )
+                    files = [f for rows in artifacts.values() for f in rows]
+                    if files:
+                        conn.execute(artifacts_t.insert(), files)
+                if nodes:
+                    bulk_upsert(self.db, conn, nodes_t, list(nodes.values()), ("run_id", "key"))
+                if run:
+                    conn.execute(runs_t.update().where(runs_t.c.id == self.run_id).values(**run))
