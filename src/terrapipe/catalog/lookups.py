@@ -33,13 +33,13 @@ FIELDS: dict[str, str] = {
     "properties": "json",
 }
 TEXT_OPERATORS = (
+    "iexact",
     "contains",
     "icontains",
     "startswith",
     "istartswith",
     "endswith",
     "iendswith",
-    "iexact",
 )
 OPERATORS = ("exact", *TEXT_OPERATORS, "in", "gt", "gte", "lt", "lte", "range", "isnull")
 _KEY = re.compile(r'^[^"\\]+$')

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from terrapipe.catalog.dataset import Dataset
-from terrapipe.catalog.harvest import HarvestReport, harvest, retry_failed
 from terrapipe.catalog.query import DEFAULT_LIMIT, get_dataset, search
 from terrapipe.cli.output import console, print_json, show_progress
 from terrapipe.errors import HarvestError, QueryError
 from terrapipe.store import open_database
+
+if TYPE_CHECKING:
+    from terrapipe.catalog.harvest import HarvestReport
 
 app = typer.Typer(
     help="The dataset catalog: harvest, search and show datasets.", no_args_is_help=True
@@ -36,6 +38,8 @@ def harvest_command(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Harvest datasets from SOURCE (idempotent: known entry ids are updated)."""
+    from terrapipe.catalog.harvest import harvest  # rasterio/pyogrio load only when needed
+
     params = _json_object(search_json, "--search") if search_json else None
     with open_database() as db:
         if show_progress(json_output):
@@ -52,6 +56,8 @@ def retry_failed_command(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Try every failed item again."""
+    from terrapipe.catalog.harvest import retry_failed
+
     with open_database() as db:
         if show_progress(json_output):
             report = _with_progress(lambda cb: retry_failed(db, progress=cb))
