@@ -1,0 +1,1 @@
+"""Publication: layer records (name, kind, versions, ROI, files) and a static STAC catalog."""

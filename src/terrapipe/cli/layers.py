@@ -1,0 +1,39 @@
+"""``terrapipe layers list``: published layers with their versions and files."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from terrapipe.cli.output import console, print_json
+from terrapipe.publish.layers import list_layers
+from terrapipe.store import open_database
+
+app = typer.Typer(help="Published layers.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_command(
+    dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
+    workflow: str | None = typer.Option(None, "--workflow", help="Only this workflow."),
+    every_version: bool = typer.Option(False, "--all", help="Every version, not the newest."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Layers, newest first (the newest version of each unless --all)."""
+    with open_database() as db:
+        layers = list_layers(db, dataset=dataset, workflow=workflow, latest=not every_version)
+    if json_output:
+        print_json([layer.to_dict() for layer in layers])
+        return
+    table = Table("layer", "kind", "version", "algorithm", "roi", "files", "updated")
+    for layer in layers:
+        table.add_row(
+            layer.name,
+            layer.kind,
+            str(layer.layer_version),
+            layer.algorithm_version,
+            layer.roi_slug,
+            "\n".join(layer.files),
+            layer.updated_at.strftime("%Y-%m-%d %H:%M") if layer.updated_at else "",
+        )
+    console().print(table)
