@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,19 @@ def test_resume_after_cut_uses_range_and_is_byte_identical(http_server, tmp_path
     assert ranges[0] is None
     assert ranges[1] is not None and ranges[1].startswith("bytes=")
     assert 0 < int(ranges[1][6:-1]) < len(data)
+
+
+def test_read_timeout_then_resume(http_server, tmp_path):
+    data = payload(400_000, seed=4)
+    http_server.state.files["t.bin"] = data
+    http_server.state.faults["t.bin"].append("stall")
+    options = TransferOptions(retry=RetryPolicy(attempts=3, backoff_s=0.01), read_timeout_s=0.3)
+    t0 = time.monotonic()
+    with downloader(tmp_path, options=options) as d:
+        path = d.fetch(http_server.url("pub", "t.bin"), tmp_path)
+    assert time.monotonic() - t0 < 0.9  # gave up on the stalled response after ~0.3 s
+    assert path.read_bytes() == data
+    assert http_server.state.requests[-1][2] == f"bytes={len(data) // 2}-"
 
 
 def test_interrupted_part_file_is_resumed_by_next_run(http_server, tmp_path):

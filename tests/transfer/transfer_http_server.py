@@ -7,7 +7,7 @@ Paths:
 - ``/slow/NAME``      public, sent slowly (concurrency tests)
 Faults are queued per file name and consumed one per request: ``cut`` (half the body, then
 the connection is dropped), ``503``, ``429`` (Retry-After: 1), ``badlen`` (Content-Length
-larger than the body, then close).
+larger than the body, then close), ``stall`` (half the body, then 1 s of silence).
 """
 
 from __future__ import annotations
@@ -142,6 +142,12 @@ class Handler(BaseHTTPRequestHandler):
         length = len(body) + (1000 if fault == "badlen" else 0)
         self.send_header("Content-Length", str(length))
         self.end_headers()
+        if fault == "stall":  # half the body, then silence longer than the client's timeout
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(1.0)
+            self.close_connection = True
+            return
         if fault in ("cut", "badlen"):
             self.wfile.write(body[: len(body) // 2] if fault == "cut" else body)
             self.wfile.flush()

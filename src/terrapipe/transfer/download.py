@@ -32,13 +32,8 @@ from terrapipe.errors import (
     TransientTransferError,
     UnsupportedScheme,
 )
-from terrapipe.transfer.fetchers import (
-    SCHEMES,
-    FileFetcher,
-    FtpFetcher,
-    HttpFetcher,
-    SftpFetcher,
-)
+from terrapipe.transfer.fetchers import SCHEMES, FileFetcher, FtpFetcher, SftpFetcher
+from terrapipe.transfer.httpfetch import HttpFetcher
 from terrapipe.transfer.locks import LockFactory, hold
 from terrapipe.transfer.policy import TransferOptions
 from terrapipe.transfer.providers import ProviderRegistry
@@ -132,6 +127,7 @@ class Downloader:
             "sftp": SftpFetcher(self.options),
         }
         self._sleep = time.sleep
+        self._folders: set[Path] = set()
 
     def __enter__(self) -> Downloader:
         return self
@@ -162,7 +158,9 @@ class Downloader:
         name = remote.file_name
         target = folder / name
         part = folder / f"{name}.part"
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
         provider = self.providers.for_url(remote.uri)
         fetcher = self._fetchers[remote.scheme]
         report = (lambda done, total: progress(name, done, total)) if progress else None
@@ -181,9 +179,11 @@ class Downloader:
                 log.info("retrying %s in %.2f s after: %s", scrub_url(remote.uri), delay, exc)
                 self._sleep(delay)
         expected = remote.size if remote.size is not None else total
-        verify(part, size=expected, checksum=remote.checksum)
+        if expected is not None or remote.checksum:
+            verify(part, size=expected, checksum=remote.checksum)
         os.replace(part, target)
-        log.debug("downloaded %s to %s", scrub_url(remote.uri), target)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("downloaded %s to %s", scrub_url(remote.uri), target)
         return target
 
     def fetch_first(

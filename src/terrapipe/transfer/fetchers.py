@@ -1,9 +1,10 @@
-"""One attempt at fetching one URL into a ``.part`` file, resuming from its current size.
+"""One attempt at fetching one file, ftp or sftp URL into a ``.part`` file (resumable).
 
 A fetcher appends to the part file and returns the total size the server announced (or
 None). It raises :class:`TransientTransferError` for failures worth retrying (the caller
-retries and resumes) and :class:`DownloadError` for the others. Schemes: http(s), file,
-ftp (resume with REST), sftp (resume with a seek; credentials required).
+retries and resumes) and :class:`DownloadError` for the others. Schemes: file,
+ftp (resume with REST), sftp (resume with a seek; credentials required); HTTP(S) is in
+:mod:`terrapipe.transfer.httpfetch`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import contextlib
 import ftplib
 import logging
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from terrapipe.errors import (
     DownloadError,
@@ -25,15 +23,14 @@ from terrapipe.errors import (
     TransientTransferError,
     UnsupportedScheme,
 )
-from terrapipe.transfer.policy import RETRY_STATUSES, TransferOptions, parse_retry_after
-from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
+from terrapipe.transfer.policy import TransferOptions
+from terrapipe.transfer.providers import ProviderSettings
 from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int | None], None]
 SCHEMES = ("http", "https", "file", "ftp", "sftp")
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class _Sink:
@@ -51,6 +48,7 @@ class _Sink:
         if cap is not None and total is not None and total > cap:
             raise IntegrityError(f"file of {total} bytes exceeds the size cap of {cap} bytes")
         self.cap, self.total, self.done, self.progress = cap, total, offset, progress
+        self.reported = offset
         self.file = open(part, "ab" if offset else "wb", buffering=0)  # noqa: SIM115
         if progress:
             progress(offset, total)
@@ -60,11 +58,14 @@ class _Sink:
         self.done += len(chunk)
         if self.cap is not None and self.done > self.cap:
             raise IntegrityError(f"download exceeds the size cap of {self.cap} bytes")
-        if self.progress:
+        if self.progress and (self.done - self.reported >= 1 << 20 or self.done == self.total):
+            self.reported = self.done
             self.progress(self.done, self.total)
 
     def close(self) -> None:
         self.file.close()
+        if self.progress and self.done != self.reported:
+            self.progress(self.done, self.total)
 
 
 def _offset(part: Path) -> int:
@@ -72,94 +73,6 @@ def _offset(part: Path) -> int:
         return part.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-class HttpFetcher:
-    """HTTP(S) with one shared connection pool, basic or OAuth2 auth, and Range resume."""
-
-    def __init__(
-        self, options: TransferOptions, providers: ProviderRegistry, *, max_connections: int = 16
-    ) -> None:
-        self.options, self.providers = options, providers
-        timeout = httpx.Timeout(
-            options.read_timeout_s, connect=options.connect_timeout_s, pool=None
-        )
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        self.client = httpx.Client(timeout=timeout, limits=limits, follow_redirects=True)
-
-    def _auth(self, url: str, provider: ProviderSettings) -> tuple[httpx.Auth | None, dict]:
-        bare, user, password = strip_userinfo(url)
-        if provider.authentication_type == "oauth2":
-            token = self.providers.token_source(provider).token()
-            return None, {"Authorization": f"Bearer {token.reveal()}"}
-        user = provider.username or user
-        password = provider.password or password
-        if user or password:
-            return httpx.BasicAuth(user or "", reveal(password) or ""), {}
-        return None, {}
-
-    def fetch(
-        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
-    ) -> int | None:
-        bare, _, _ = strip_userinfo(url)
-        offset = _offset(part)
-        auth, auth_headers = self._auth(url, provider)
-        headers = {"Accept-Encoding": "identity", **provider.headers, **auth_headers}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        try:
-            with self.client.stream("GET", bare, headers=headers, auth=auth) as response:
-                return self._receive(response, part, offset, provider, progress)
-        except httpx.TransportError as exc:
-            raise TransientTransferError(
-                f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
-            ) from None
-
-    def _receive(
-        self,
-        response: httpx.Response,
-        part: Path,
-        offset: int,
-        provider: ProviderSettings,
-        progress: Progress | None,
-    ) -> int | None:
-        status = response.status_code
-        if status == 401 and provider.authentication_type == "oauth2":
-            self.providers.token_source(provider).invalidate()
-            raise TransientTransferError("HTTP 401 (token refused; fetching a new one)")
-        if status in RETRY_STATUSES or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise TransientTransferError(f"HTTP {status}", retry_after=retry_after)
-        if status == 416 and offset:
-            match = re.match(r"bytes \*/(\d+)", response.headers.get("Content-Range", ""))
-            if match and int(match.group(1)) == offset:
-                return offset  # the part file is already complete
-            part.unlink(missing_ok=True)
-            raise TransientTransferError("HTTP 416 on resume; restarting from zero")
-        if status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            if not match or int(match.group(1)) != offset:
-                part.unlink(missing_ok=True)
-                raise TransientTransferError("unexpected Content-Range; restarting from zero")
-            total = None if match.group(3) == "*" else int(match.group(3))
-        elif status == 200:
-            offset = 0
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-        else:
-            raise DownloadError(f"HTTP {status} {response.reason_phrase}".rstrip())
-        sink = _Sink(part, offset, total, self.options, progress)
-        try:
-            for chunk in response.iter_raw():  # as received: a cut keeps what came
-                sink.write(chunk)
-        finally:
-            sink.close()
-        return total
-
-    def close(self) -> None:
-        self.client.close()
 
 
 class FileFetcher:

@@ -103,18 +103,22 @@ def _poll(try_once, name: str, timeout: float | None):
 
 
 class _FileLease:
-    def __init__(self, fd: int) -> None:
-        self._fd: int | None = fd
+    def __init__(self, sem: FileSemaphore, index: int) -> None:
+        self._sem: FileSemaphore | None = sem
+        self._index = index
 
     def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        sem, self._sem = self._sem, None
+        if sem is not None:
+            sem._release(self._index)
 
 
 class FileSemaphore:
-    """``limit`` flock'ed files in ``directory``: a limit shared by threads and processes."""
+    """``limit`` flock'ed files in ``directory``: a limit shared by threads and processes.
+
+    Inside one process a condition hands slots to waiting threads without polling; each
+    slot file is opened once and locked with ``flock`` (freed by the kernel if we die).
+    """
 
     def __init__(self, name: str, limit: int, directory: str | Path) -> None:
         _check_limit(name, limit)
@@ -123,20 +127,49 @@ class FileSemaphore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._paths = [self.directory / f"{digest}.{i}.lock" for i in range(limit)]
+        self._fds: list[int | None] = [None] * limit
+        self._free = list(range(limit))  # slots no thread of this process holds
+        self._cond = threading.Condition()
+
+    def _try_slot(self, index: int) -> bool:
+        fd = self._fds[index]
+        if fd is None:
+            fd = self._fds[index] = os.open(self._paths[index], os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def _try_once(self) -> _FileLease | None:
-        for path in random.sample(self._paths, len(self._paths)):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            return _FileLease(fd)
+        with self._cond:
+            if not self._free:
+                self._cond.wait(0.2)  # woken by a release in this process
+            candidates = random.sample(self._free, len(self._free))
+            for index in candidates:
+                if self._try_slot(index):
+                    self._free.remove(index)
+                    return _FileLease(self, index)
         return None
+
+    def _release(self, index: int) -> None:
+        with self._cond:
+            fd = self._fds[index]
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._free.append(index)
+            self._cond.notify()
 
     def acquire(self, timeout: float | None = None) -> Lease:
         return _poll(self._try_once, self.name, timeout)
+
+    def close(self) -> None:
+        """Close the slot files (only when no slot is held)."""
+        with self._cond:
+            for i, fd in enumerate(self._fds):
+                if fd is not None:
+                    os.close(fd)
+                    self._fds[i] = None
 
     def __repr__(self) -> str:
         return f"FileSemaphore({self.name!r}, limit={self.limit})"
@@ -276,6 +309,11 @@ class LockFactory:
             yield lease
 
     def close(self) -> None:
+        with self._mutex:
+            for sem in self._semaphores.values():
+                if isinstance(sem, FileSemaphore):
+                    sem.close()
+            self._semaphores.clear()
         if self._client is not None:
             self._client.close()
             self._client = None

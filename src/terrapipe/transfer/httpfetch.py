@@ -1,0 +1,244 @@
+"""HTTP(S) downloads on ``http.client`` with a keep-alive pool and zero-allocation reads.
+
+Why not httpx here: measured on this project's benchmark, streaming a body through
+httpx/httpcore/h11 (a new ``bytes`` per 64 KiB chunk, copied through h11's buffer) peaks
+near 250 MB/s, while ``HTTPResponse.readinto`` into one reused buffer keeps up with curl.
+httpx remains in use for small request/response exchanges (OAuth2 tokens).
+
+Credentials: basic auth or a bearer token from the provider settings (or the URL's user
+info, which is stripped from the request line). The ``Authorization`` header is dropped on
+a redirect to another host.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import re
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from terrapipe.errors import DownloadError, IntegrityError, TransientTransferError
+from terrapipe.transfer.policy import RETRY_STATUSES, TransferOptions, parse_retry_after
+from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
+from terrapipe.transfer.secrets import reveal, scrub_text, strip_userinfo
+
+Progress = Callable[[int, int | None], None]
+BUFFER_SIZE = 64 * 1024  # fits in L2: measured faster than 1 MiB reads
+PROGRESS_STEP = 1 << 20
+MAX_REDIRECTS = 10
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_NETWORK_ERRORS = (http.client.HTTPException, ConnectionError, socket.timeout, OSError)
+
+Key = tuple[str, str, int]
+
+
+class ConnectionPool:
+    """Idle keep-alive connections per (scheme, host, port), shared by threads."""
+
+    def __init__(self, options: TransferOptions, *, max_idle: int = 16) -> None:
+        self.options, self.max_idle = options, max_idle
+        self._idle: dict[Key, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._ssl = ssl.create_default_context()
+
+    def get(self, key: Key) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (reused=True) or a new one, connected."""
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                return idle.pop(), True
+        scheme, host, port = key
+        timeout = self.options.connect_timeout_s
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.connect()
+        sock = conn.sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "https":
+            sock.settimeout(self.options.read_timeout_s)
+        else:
+            # blocking socket with kernel timeouts: no poll() before every recv
+            sock.settimeout(None)
+            seconds = int(self.options.read_timeout_s)
+            micros = int((self.options.read_timeout_s - seconds) * 1e6)
+            timeval = struct.pack("ll", seconds, micros)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        return conn, False
+
+    def put(self, key: Key, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.max_idle:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for conn in conns:
+            conn.close()
+
+
+def _key(url: str) -> tuple[Key, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (scheme, parts.hostname or "", port), target
+
+
+class HttpFetcher:
+    """One attempt at an HTTP(S) download into a part file, resuming with Range."""
+
+    def __init__(
+        self, options: TransferOptions, providers: ProviderRegistry, *, max_connections: int = 16
+    ) -> None:
+        self.options, self.providers = options, providers
+        self.pool = ConnectionPool(options, max_idle=max_connections)
+        self._local = threading.local()
+
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buffer", None)
+        if buf is None:
+            buf = self._local.buffer = memoryview(bytearray(BUFFER_SIZE))
+        return buf
+
+    def _auth_header(self, url: str, provider: ProviderSettings) -> dict[str, str]:
+        _, user, password = strip_userinfo(url)
+        if provider.authentication_type == "oauth2":
+            token = self.providers.token_source(provider).token()
+            return {"Authorization": f"Bearer {token.reveal()}"}
+        user = provider.username or user
+        password = provider.password or password
+        if user or password:
+            raw = f"{user or ''}:{reveal(password) or ''}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return {}
+
+    def fetch(
+        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+    ) -> int | None:
+        bare, _, _ = strip_userinfo(url)
+        try:
+            offset = os.stat(part).st_size
+        except FileNotFoundError:
+            offset = 0
+        headers = {"Accept-Encoding": "identity", **provider.headers}
+        headers.update(self._auth_header(url, provider))
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            return self._get(bare, headers, part, offset, provider, progress)
+        except _NETWORK_ERRORS as exc:
+            if isinstance(exc, DownloadError):
+                raise
+            raise TransientTransferError(
+                f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
+            ) from None
+
+    def _open(self, url: str, headers: dict[str, str]):
+        """Send the request (following redirects); returns (key, conn, response)."""
+        origin = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            key, target = _key(url)
+            conn, reused = self.pool.get(key)
+            try:
+                conn.request("GET", target, headers={**headers, "Host": urlsplit(url).netloc})
+                response = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                if not reused:
+                    raise
+                conn, _ = self.pool.get(key)  # a stale keep-alive connection: once more, fresh
+                conn.request("GET", target, headers={**headers, "Host": urlsplit(url).netloc})
+                response = conn.getresponse()
+            if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
+                location = response.getheader("Location") or ""
+                conn.close()
+                url = urljoin(url, location)
+                if urlsplit(url).netloc != origin:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                continue
+            return key, conn, response
+        raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
+
+    def _get(self, url, headers, part: Path, offset: int, provider, progress) -> int | None:
+        key, conn, response = self._open(url, headers)
+        keep = False
+        try:
+            total, offset = self._check(response, part, offset, provider)
+            if total is not None and total == offset and response.status == 416:
+                return total
+            self._receive(response, part, offset, total, progress)
+            keep = not response.will_close
+            return total
+        finally:
+            if keep:
+                self.pool.put(key, conn)
+            else:
+                conn.close()
+
+    def _check(self, response, part: Path, offset: int, provider) -> tuple[int | None, int]:
+        """Status handling: (total size, offset to write at) or an error."""
+        status = response.status
+        if status == 401 and provider.authentication_type == "oauth2":
+            self.providers.token_source(provider).invalidate()
+            raise TransientTransferError("HTTP 401 (token refused; fetching a new one)")
+        if status in RETRY_STATUSES or status >= 500:
+            retry_after = parse_retry_after(response.getheader("Retry-After"))
+            raise TransientTransferError(f"HTTP {status}", retry_after=retry_after)
+        if status == 416 and offset:
+            match = re.match(r"bytes \*/(\d+)", response.getheader("Content-Range") or "")
+            if match and int(match.group(1)) == offset:
+                return offset, offset  # the part file is already complete
+            part.unlink(missing_ok=True)
+            raise TransientTransferError("HTTP 416 on resume; restarting from zero")
+        if status == 206:
+            match = _CONTENT_RANGE.match(response.getheader("Content-Range") or "")
+            if not match or int(match.group(1)) != offset:
+                part.unlink(missing_ok=True)
+                raise TransientTransferError("unexpected Content-Range; restarting from zero")
+            return (None if match.group(3) == "*" else int(match.group(3))), offset
+        if status == 200:
+            length = response.getheader("Content-Length")
+            return (int(length) if length and length.isdigit() else None), 0
+        raise DownloadError(f"HTTP {status} {response.reason}".rstrip())
+
+    def _receive(self, response, part: Path, offset: int, total: int | None, progress) -> None:
+        cap = self.options.max_file_size
+        if cap is not None and total is not None and total > cap:
+            raise IntegrityError(f"file of {total} bytes exceeds the size cap of {cap} bytes")
+        buf = self._buffer()
+        done, reported = offset, offset
+        if progress:
+            progress(done, total)
+        with open(part, "ab" if offset else "wb", buffering=0) as f:
+            while n := response.readinto(buf):
+                view = buf[:n]
+                while view:
+                    view = view[f.write(view) :]
+                done += n
+                if cap is not None and done > cap:
+                    raise IntegrityError(f"download exceeds the size cap of {cap} bytes")
+                if progress and done - reported >= PROGRESS_STEP:
+                    progress(done, total)
+                    reported = done
+        if progress and done != reported:
+            progress(done, total)
+        if total is not None and done < total:
+            raise TransientTransferError(f"connection closed after {done} of {total} bytes")
+
+    def close(self) -> None:
+        self.pool.close()
