@@ -78,19 +78,19 @@ class _Bars:
     def __init__(self, progress) -> None:
         self.progress = progress
         self.overall = progress.add_task("all files", total=None)
-        self.files: dict[str, tuple[Any, int]] = {}
+        self.files: dict[str, tuple[Any, int, int | None]] = {}
         self.lock = threading.Lock()
 
     def __call__(self, name: str, done: int, total: int | None) -> None:
         with self.lock:
-            task, before = self.files.get(name, (None, 0))
+            task, before, _ = self.files.get(name, (None, 0, None))
             if task is None:
                 task = self.progress.add_task(name, total=total)
-            self.files[name] = (task, done)
-            totals = [self.progress.tasks[t].total for t, _ in self.files.values()]
-            known = None if any(t is None for t in totals) else sum(totals)
+            self.files[name] = (task, done, total)
+            # overall: known sizes, and bytes so far of files of unknown size
+            overall = sum(t if t is not None else d for _, d, t in self.files.values())
             self.progress.update(task, completed=done, total=total)
-            self.progress.update(self.overall, advance=done - before, total=known)
+            self.progress.update(self.overall, advance=done - before, total=overall)
 
 
 def _progress():
