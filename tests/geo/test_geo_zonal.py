@@ -125,3 +125,21 @@ def test_unknown_statistic_is_named(tmp_path: Path):
     zones = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], crs=UTM)
     with pytest.raises(GeoInputError, match="'avg'"):
         zonal_stats(raster, zones, stats="mean,avg")
+
+
+def test_coverage_save_and_load_round_trip(tmp_path: Path):
+    t = Affine(10, 0, 0, 0, -10, 1000)
+    zones = gpd.GeoDataFrame(
+        {"id": ["a", "b"]},
+        geometry=[shapely.box(100, 100, 333, 333), shapely.box(500, 500, 900, 777)],
+        crs=UTM,
+        index=["a", "b"],
+    )
+    values = np.random.default_rng(4).uniform(0, 1, (100, 100))
+    cov = zone_coverage(RasterArray(values, t, UTM, -1.0), zones)
+    back = type(cov).load(cov.save(tmp_path / "cov.npz"))
+    assert list(back.index) == ["a", "b"] and back.window == cov.window
+    np.testing.assert_allclose(back.apply(values)["mean"], cov.apply(values)["mean"])
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(GeoInputError, match="junk.npz"):
+        type(cov).load(tmp_path / "junk.npz")

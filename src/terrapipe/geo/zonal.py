@@ -169,6 +169,47 @@ class ZoneCoverage:
                 f"vs {tuple(self.shape)} / {tuple(self.transform)[:6]}"
             )
 
+    def save(self, path: str | Path) -> Path:
+        """Store the coverage as ``.npz`` (so an incremental run can skip recomputing it)."""
+        dest = Path(path)
+        index = np.asarray(self.index)
+        if index.dtype == object:
+            index = index.astype(str)
+        w = self.window
+        tmp = dest.with_name(f".{dest.stem}.tmp.npz")
+        np.savez_compressed(
+            tmp,
+            transform=np.array(tuple(self.transform)[:6]),
+            shape=np.array(self.shape),
+            crs=np.array(rio_crs(self.crs).to_wkt()),
+            window=np.array([w.col_off, w.row_off, w.width, w.height]),
+            zone=self.zone,
+            cell=self.cell,
+            weight=self.weight,
+            index=index,
+        )
+        tmp.replace(dest)
+        return dest
+
+    @classmethod
+    def load(cls, path: str | Path) -> ZoneCoverage:
+        """Read a coverage written by :meth:`save`."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as f:
+                col, row, width, height = (int(v) for v in f["window"])
+                return cls(
+                    transform=Affine(*f["transform"].tolist()),
+                    shape=tuple(int(v) for v in f["shape"]),
+                    crs=rio_crs(str(f["crs"])),
+                    window=Window(col, row, width, height),
+                    zone=f["zone"],
+                    cell=f["cell"],
+                    weight=f["weight"],
+                    index=pd.Index(f["index"]),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise GeoInputError(f"not a zone coverage file: {path} ({exc})") from exc
+
     def read_window(self, path: str | Path, *, band: int = 1) -> np.ndarray:
         """Read only the window the zones cover from a raster on this grid."""
         with open_raster(path) as src:
@@ -230,20 +271,25 @@ def _segment_reduce(
 
 
 def zone_coverage(raster: str | Path | RasterArray, zones: gpd.GeoDataFrame) -> ZoneCoverage:
-    """Compute once which cells of the raster's grid each zone covers, and by how much."""
+    """Compute once which cells of the raster's grid each zone covers, and by how much.
+
+    Only the grid matters (values are never read): exactextract runs over a zero-stride
+    array of the grid's shape, so no raster I/O happens here.
+    """
     if isinstance(raster, RasterArray):
-        transform, shape = raster.transform, raster.shape
+        transform, shape, crs, label = raster.transform, raster.shape, raster.crs, "raster"
     else:
         with open_raster(raster) as src:
-            transform, shape = src.transform, (src.height, src.width)
-    with _open_source(raster, 1) as (source, crs, label):
-        local = _zones_in(zones, crs)
-        try:
-            result = exactextract.exact_extract(
-                source, local, ["cell_id", "coverage"], output="pandas"
-            )
-        except RuntimeError as exc:
-            raise RasterError(f"coverage computation failed on {label}: {exc}") from exc
+            transform, shape, crs = src.transform, (src.height, src.width), src.crs
+        label = str(raster)
+    grid = RasterArray(np.broadcast_to(np.uint8(1), shape), transform, crs, None)
+    local = _zones_in(zones, rio_crs(crs))
+    try:
+        result = exactextract.exact_extract(
+            _numpy_source(grid, 1), local, ["cell_id", "coverage"], output="pandas"
+        )
+    except RuntimeError as exc:
+        raise RasterError(f"coverage computation failed on {label}: {exc}") from exc
     cells = [np.asarray(c, dtype="int64") for c in result["cell_id"]]
     weights = [np.asarray(c, dtype="float64") for c in result["coverage"]]
     lengths = np.array([len(c) for c in cells])
