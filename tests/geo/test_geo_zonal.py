@@ -8,7 +8,7 @@ import pytest
 import shapely
 from affine import Affine
 
-from terrapipe.errors import GeoInputError, GridMismatch
+from terrapipe.errors import GeoInputError, GridMismatch, RoiOutsideData
 from terrapipe.geo.raster import RasterArray
 from terrapipe.geo.zonal import zonal_stats, zone_coverage
 
@@ -143,3 +143,10 @@ def test_coverage_save_and_load_round_trip(tmp_path: Path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(GeoInputError, match="junk.npz"):
         type(cov).load(tmp_path / "junk.npz")
+
+
+def test_zones_outside_the_raster_name_it(make_tif):
+    path = make_tif("far.tif", _grid_values(), transform=T, crs=UTM, nodata=-9.0)
+    zones = gpd.GeoDataFrame(geometry=[shapely.box(100, 100, 110, 110)], crs=UTM)
+    with pytest.raises(RoiOutsideData, match="far.tif"):
+        zonal_stats(path, zones)

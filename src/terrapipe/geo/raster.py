@@ -177,7 +177,8 @@ def clip_dataset(
         all_touched=all_touched,
     )
     if src.nodata is not None and out_nodata != src.nodata:
-        data[data == src.nodata] = out_nodata
+        is_nodata = np.isnan(data) if np.isnan(src.nodata) else data == src.nodata
+        data[is_nodata] = out_nodata
     data[:, outside] = out_nodata
     return RasterArray(data, win_transform, src.crs, out_nodata)
 

@@ -334,8 +334,9 @@ def roi_from_admin(
         rows = hit
     if boundaries.crs is None:
         raise RoiError("boundary layer has no CRS")
-    geoms = [g if g.is_valid else shapely.make_valid(g) for g in rows.geometry.dropna()]
-    repaired = len(geoms) and any(not g.is_valid for g in rows.geometry.dropna())
+    originals = list(rows.geometry.dropna())
+    geoms = [g if g.is_valid else shapely.make_valid(g) for g in originals]
+    repaired = any(not g.is_valid for g in originals)
     notes = ["invalid boundary geometry repaired with make_valid"] if repaired else []
     roi = make_roi(
         shapely.unary_union(geoms),

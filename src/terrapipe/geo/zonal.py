@@ -22,11 +22,18 @@ import exactextract
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from affine import Affine
 from exactextract.raster import NumPyRasterSource, RasterioRasterSource
 from rasterio.windows import Window
 
-from terrapipe.errors import GeoInputError, GridMismatch, RasterError, VectorError
+from terrapipe.errors import (
+    GeoInputError,
+    GridMismatch,
+    RasterError,
+    RoiOutsideData,
+    VectorError,
+)
 from terrapipe.geo.raster import RasterArray, _bounds, open_raster, rio_crs
 
 __all__ = ["STATS", "ZoneCoverage", "zonal_stats", "zone_coverage"]
@@ -95,6 +102,12 @@ def _zones_in(zones: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     return zones if zones.crs.equals(crs) else zones.to_crs(crs)
 
 
+def _require_overlap(zones: gpd.GeoDataFrame, extent: Sequence[float], label: str) -> None:
+    """Raise :class:`RoiOutsideData` naming the raster when no zone touches its extent."""
+    if not zones.intersects(shapely.box(*extent)).any():
+        raise RoiOutsideData(f"no zone intersects {label} (raster extent {tuple(extent)})")
+
+
 def zonal_stats(
     raster: str | Path | RasterArray,
     zones: gpd.GeoDataFrame,
@@ -112,6 +125,7 @@ def zonal_stats(
         ops.append("unique")
     with _open_source(raster, band) as (source, crs, label):
         local = _zones_in(zones, crs)
+        _require_overlap(local, source.extent(), label)
         try:
             result = exactextract.exact_extract(source, local, ops, output="pandas")
         except RuntimeError as exc:
