@@ -8,6 +8,7 @@ Downloaded state of a URI (``local_path``, ``checksum``) survives a re-harvest.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,10 +19,11 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from terrapipe.catalog import rtree
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
 from terrapipe.catalog.models import datasets_table, uris_table
-from terrapipe.errors import InvalidInput
+from terrapipe.errors import InvalidInput, StoreError
 from terrapipe.store.db import Database
 
 DEFAULT_BATCH = 5000
@@ -166,13 +168,22 @@ def _rows(datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
 
 
 def _existing_ids(conn: Connection, entry_ids: list[str]) -> dict[str, int]:
-    t = datasets_table
-    found: dict[str, int] = {}
-    for start in range(0, len(entry_ids), 900):
-        chunk = entry_ids[start : start + 900]
-        query = sa.select(t.c.entry_id, t.c.id).where(t.c.entry_id.in_(chunk))
-        found.update({e: i for e, i in conn.execute(query)})
-    return found
+    """Ids of the entry ids already stored: one joined lookup, linear on both backends."""
+    if conn.dialect.name == "postgresql":
+        query = sa.text(
+            "SELECT d.entry_id, d.id FROM unnest(CAST(:ids AS text[])) AS u(e) "
+            "JOIN datasets d ON d.entry_id = u.e"
+        )
+        return {e: i for e, i in conn.execute(query, {"ids": entry_ids})}
+    if conn.dialect.name == "sqlite":
+        query = sa.text(
+            "SELECT entry_id, id FROM datasets "
+            "WHERE entry_id IN (SELECT value FROM json_each(:ids))"
+        )
+        return {e: i for e, i in conn.execute(query, {"ids": json.dumps(entry_ids)})}
+    t = datasets_table  # pragma: no cover - other backends
+    query = sa.select(t.c.entry_id, t.c.id).where(t.c.entry_id.in_(entry_ids))
+    return {e: i for e, i in conn.execute(query)}
 
 
 def _insert_new(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
@@ -184,41 +195,72 @@ def _insert_new(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -
         _insert_new_core(conn, items)
 
 
-def _processors(conn: Connection, table: sa.Table, columns: Sequence[str]) -> list[Any]:
-    return [table.c[name].type._cached_bind_processor(conn.dialect) for name in columns]
+def _sqlite_time(value: datetime | None) -> str | None:
+    """A datetime as SQLAlchemy stores it on SQLite (UTC, naive, microseconds)."""
+    if value is None:
+        return None
+    d = value.astimezone(UTC) if value.tzinfo is not None else value
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d} "
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}"
+    )
 
 
-def _tuples(
-    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[dict[str, Any]]
-) -> list[tuple[Any, ...]]:
-    """Rows as parameter tuples, converted exactly as SQLAlchemy would bind them."""
-    procs = _processors(conn, table, columns)
-    out = []
-    for row in rows:
-        values = []
-        for name, proc in zip(columns, procs, strict=True):
-            value = row[name]
-            values.append(proc(value) if proc is not None and value is not None else value)
-        out.append(tuple(values))
-    return out
+def _sqlite_tuple(row: dict[str, Any], now: str | None) -> tuple[Any, ...]:
+    source = row["harvest_source"]
+    return (
+        row["entry_id"],
+        row["title"],
+        row["collection"],
+        row["platform"],
+        row["instrument"],
+        row["provider"],
+        _sqlite_time(row["time_start"]),
+        _sqlite_time(row["time_end"]),
+        row["footprint"],
+        row["bbox_west"],
+        row["bbox_south"],
+        row["bbox_east"],
+        row["bbox_north"],
+        json.dumps(row["properties"]),
+        "ok",
+        None,
+        json.dumps(source) if source is not None else None,
+        now,
+    )
 
 
 def _insert_new_sqlite(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
+    """Bulk insert on the driver: datasets, their R*Tree boxes (Z-ordered), their URIs."""
     cursor = conn.connection.driver_connection.cursor()
+    now = _sqlite_time(items[0][1]["harvested_at"])
     cols = ", ".join(DATASET_COLUMNS)
     marks = ", ".join("?" for _ in DATASET_COLUMNS)
-    params = _tuples(conn, datasets_table, DATASET_COLUMNS, (r for _, r in items))
-    cursor.executemany(f"INSERT INTO datasets ({cols}) VALUES ({marks})", params)
+    cursor.executemany(
+        f"INSERT INTO datasets ({cols}) VALUES ({marks})",
+        [_sqlite_tuple(r, now) for _, r in items],
+    )
+    # We hold the write lock for the whole transaction, so the new rowids are consecutive.
+    last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+    ids = list(range(last - len(items) + 1, last + 1))
+    check = dict(
+        cursor.execute(
+            "SELECT id, entry_id FROM datasets WHERE id IN (?, ?)", (ids[0], ids[-1])
+        ).fetchall()
+    )
+    if check != {ids[0]: items[0][0].entry_id, ids[-1]: items[-1][0].entry_id}:
+        raise StoreError("bulk insert could not determine the new dataset ids")
+    bounds = np.array(
+        [[r[b] if r[b] is not None else np.nan for b in _BBOX] for _, r in items], dtype=float
+    )
+    cursor.executemany(rtree.INSERT_SQL, rtree.bulk_rows(ids, bounds))
     uri_rows = [
-        (d.entry_id, *_uri_values(u)) for d, _ in items for u in d.uris
-    ]  # dataset_id looked up by entry_id on the unique index
+        (new_id, *_uri_values(u)) for new_id, (d, _) in zip(ids, items, strict=True) for u in d.uris
+    ]
     if uri_rows:
-        other = ", ".join(URI_COLUMNS[1:])
-        marks = ", ".join("?" for _ in URI_COLUMNS[1:])
+        marks = ", ".join("?" for _ in URI_COLUMNS)
         cursor.executemany(
-            f"INSERT INTO dataset_uris (dataset_id, {other}) VALUES "
-            f"((SELECT id FROM datasets WHERE entry_id = ?), {marks})",
-            uri_rows,
+            f"INSERT INTO dataset_uris ({', '.join(URI_COLUMNS)}) VALUES ({marks})", uri_rows
         )
     cursor.close()
 

@@ -118,7 +118,7 @@ class DatasetRecord(Base):
     bbox_east: Mapped[float | None] = mapped_column(sa.Float)
     bbox_north: Mapped[float | None] = mapped_column(sa.Float)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    harvest_status: Mapped[str] = mapped_column(sa.String(20), default="ok", index=True)
+    harvest_status: Mapped[str] = mapped_column(sa.String(20), default="ok")
     harvest_error: Mapped[str | None] = mapped_column(sa.Text)
     harvest_source: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     harvested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -149,6 +149,19 @@ class DatasetURIRecord(Base):
     local_path: Mapped[str | None] = mapped_column(sa.Text)
 
     dataset: Mapped[DatasetRecord] = relationship(back_populates="uris")
+
+
+@sa.event.listens_for(DatasetRecord, "after_insert")
+def _index_new_record(_mapper: Any, connection: sa.Connection, target: DatasetRecord) -> None:
+    """Put an ORM-inserted dataset's bbox into the SQLite R*Tree (bulk loads do it directly)."""
+    from terrapipe.catalog.rtree import INSERT_SQL, rtree_rows
+
+    bbox = (target.bbox_west, target.bbox_south, target.bbox_east, target.bbox_north)
+    if connection.dialect.name != "sqlite" or any(v is None for v in bbox):
+        return
+    cursor = connection.connection.driver_connection.cursor()
+    cursor.executemany(INSERT_SQL, rtree_rows(target.id, *bbox))
+    cursor.close()
 
 
 datasets_table: sa.Table = DatasetRecord.__table__  # type: ignore[assignment]

@@ -1,0 +1,57 @@
+"""The SQLite R*Tree of dataset bboxes: row layout and bulk rows in Z-order.
+
+One box per dataset (rowid ``2*id``), two for a bbox crossing the antimeridian
+(``west > east``: rowids ``2*id`` and ``2*id+1``). Bulk loads insert the rows directly,
+sorted along a Z-order curve (fewer node splits); single ORM inserts use
+:data:`INSERT_SQL`; updates and deletes are kept in sync by triggers (migration 0002).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+TABLE = "datasets_rtree"
+INSERT_SQL = f"INSERT INTO {TABLE} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)"
+
+Row = tuple[int, float, float, float, float]
+
+
+def rtree_rows(dataset_id: int, west: float, south: float, east: float, north: float) -> list[Row]:
+    """The R*Tree rows of one bbox."""
+    if west <= east:
+        return [(2 * dataset_id, west, east, south, north)]
+    return [
+        (2 * dataset_id, west, 180.0, south, north),
+        (2 * dataset_id + 1, -180.0, east, south, north),
+    ]
+
+
+def bulk_rows(ids: Sequence[int], bounds: np.ndarray) -> list[Row]:
+    """R*Tree rows for many datasets (``bounds``: west, south, east, north), Z-ordered."""
+    bounds = np.asarray(bounds, dtype=float)
+    keep = ~np.isnan(bounds).any(axis=1)
+    rows: list[Row] = []
+    if not keep.any():
+        return rows
+    ids_arr = np.asarray(ids, dtype=np.int64)[keep]
+    b = bounds[keep]
+    order = np.argsort(_zorder((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2), kind="stable")
+    for i in order:
+        rows.extend(rtree_rows(int(ids_arr[i]), *(float(v) for v in b[i])))
+    return rows
+
+
+def _zorder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Morton keys of lon/lat points on a 65536 x 65536 grid."""
+    xi = np.clip((x + 180.0) / 360.0 * 65535, 0, 65535).astype(np.uint64)
+    yi = np.clip((y + 90.0) / 180.0 * 65535, 0, 65535).astype(np.uint64)
+    return _spread(xi) | (_spread(yi) << np.uint64(1))
+
+
+def _spread(v: np.ndarray) -> np.ndarray:
+    v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
+    v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
+    v = (v | (v << np.uint64(2))) & np.uint64(0x33333333)
+    return (v | (v << np.uint64(1))) & np.uint64(0x55555555)
