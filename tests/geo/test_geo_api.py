@@ -30,7 +30,7 @@ PUBLIC = {
         "order_area_by_zone", "stream_lines", "stream_mask", "strahler_order",
     ],
     "timeseries": [
-        "date_zone_means", "ndvi", "ndvi_from_files", "plot_series", "region_mean",
+        "date_zone_means", "ndvi", "ndvi_for_roi", "ndvi_from_files", "plot_series", "region_mean",
         "series_table",
     ],
 }  # fmt: skip

@@ -16,6 +16,7 @@ from terrapipe.geo.raster import RasterArray
 from terrapipe.geo.timeseries import (
     date_zone_means,
     ndvi,
+    ndvi_for_roi,
     ndvi_from_files,
     plot_series,
     region_mean,
@@ -101,3 +102,21 @@ def test_series_per_zone_and_date(tmp_path: Path):
 def test_plot_needs_the_columns(tmp_path: Path):
     with pytest.raises(GeoInputError, match="'ndvi_mean'"):
         plot_series(pd.DataFrame({"zone": [1], "date": [1]}), tmp_path / "x.png")
+
+
+def test_ndvi_for_roi_reads_the_window_and_writes_a_cog(make_tif, tmp_path: Path):
+    from rio_cogeo.cogeo import cog_validate
+
+    from terrapipe.geo.raster import write_cog
+    from terrapipe.geo.roi import make_roi
+
+    red = make_tif("r.tif", np.full((10, 10), 1000, "uint16"), transform=T, nodata=0)
+    nir = make_tif("n.tif", np.full((10, 10), 3000, "uint16"), transform=T, nodata=0)
+    tri = shapely.Polygon([(20, 80), (63, 80), (20, 37)])
+    out = ndvi_for_roi(red, nir, make_roi(tri, UTM, label="t", kind="wkt"))
+    assert out.array.shape == (5, 5) and out.transform.c == 20 and out.transform.f == 80
+    assert np.nanmax(out.array) == pytest.approx(0.5) and np.isnan(out.array[-1, -1])
+    path = write_cog(out, tmp_path / "ndvi.tif")
+    assert cog_validate(str(path))[0]
+    with rasterio.open(path) as ds:
+        assert np.isnan(ds.nodata) and ds.crs.to_epsg() == 32644

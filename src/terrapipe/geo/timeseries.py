@@ -16,14 +16,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import rasterio.features
 
 from terrapipe.errors import GeoInputError, GridMismatch
-from terrapipe.geo.raster import RasterArray, open_raster
+from terrapipe.geo.raster import RasterArray, open_raster, roi_window
+from terrapipe.geo.roi import ROI
 from terrapipe.geo.zonal import ZoneCoverage
 
 __all__ = [
     "date_zone_means",
     "ndvi",
+    "ndvi_for_roi",
     "ndvi_from_files",
     "plot_series",
     "region_mean",
@@ -90,6 +93,21 @@ def ndvi_from_files(
         transform = r.window_transform(window) if window is not None else r.transform
         values = ndvi(red, nir, scale=s, offset=o, red_nodata=r.nodata, nir_nodata=n.nodata)
         return RasterArray(values, transform, r.crs, float("nan"))
+
+
+def ndvi_for_roi(
+    red_path: str | Path, nir_path: str | Path, roi: ROI, *, scale: float | None = None
+) -> RasterArray:
+    """NDVI over the ROI only (window read, source CRS kept; NaN outside the ROI), for COGs."""
+    with open_raster(red_path) as r:
+        window, local = roi_window(roi, r.transform, (r.height, r.width), r.crs, name=str(red_path))
+    values = ndvi_from_files(red_path, nir_path, scale=scale, window=window)
+    outside = rasterio.features.geometry_mask(
+        [local.geometry], out_shape=values.array.shape, transform=values.transform
+    )
+    array = values.array.copy()
+    array[outside] = np.nan
+    return RasterArray(array, values.transform, values.crs, float("nan"))
 
 
 def date_zone_means(
