@@ -31,6 +31,10 @@ def console() -> Console:
     return Console()
 
 
+def err_console() -> Console:
+    return Console(stderr=True)
+
+
 def show_progress(json_output: bool) -> bool:
     """A progress bar only on a terminal and never with --json."""
     return not json_output and sys.stdout.isatty()

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from terrapipe.cli.output import console, print_json, show_progress
+from terrapipe.cli.output import console, err_console, print_json, show_progress
 from terrapipe.cli.render import print_run
 from terrapipe.core.plan import RunPlan
 from terrapipe.core.runs import submit
@@ -83,6 +83,16 @@ def run_command(
             out.print(f"details: terrapipe runs show {run.id}")
     if run.state == "cancelled":
         sys.exit(130)
+    if run.failed_on_input:
+        for inst in run.instances:
+            if inst.state == "failed":
+                err_console().print(
+                    f"error: {inst.key}: {inst.error}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        sys.exit(2)
     if run.state != "succeeded":
         sys.exit(1)
 

@@ -44,6 +44,10 @@ class Context:
         self.upstream_names = upstream_names
         self.item = item
         self.map_index = map_index
+        self.workflow_name = ""
+        self.cached_outputs: Any = None
+        self.task_name = node_name
+        self.task_version = "1"
         self.cache_hit = False
         self.cache_key: str | None = None
         self.attempt = 0

@@ -19,7 +19,7 @@ from terrapipe.core.cache import explain, fingerprints, key_components
 from terrapipe.core.context import Context
 from terrapipe.core.plan import Instance, RunPlan, utcnow
 from terrapipe.core.values import encode_outputs
-from terrapipe.errors import Cancelled, TaskTimeout, UnstorableOutput
+from terrapipe.errors import Cancelled, InvalidInput, TaskTimeout, UnstorableOutput
 from terrapipe.store.artifacts import ArtifactStore, list_files, rewrite_paths
 
 
@@ -111,6 +111,8 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
         cancel_event=runtime.cancel_event,
         on_progress=lambda done, total: runtime.progress(inst, done, total),
     )
+    ctx.task_name, ctx.task_version = task.name, str(task.version)
+    ctx.workflow_name = plan.workflow.name
     try:
         try:
             if not task.applicable(ctx):
@@ -139,6 +141,7 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
         ctx.cache_key = key
         hit = runtime.lookup_cache(key)
         ctx.cache_hit = hit is not None
+        ctx.cached_outputs = hit.outputs if hit is not None else None
 
         if runtime.force:
             reason = "forced"
@@ -204,7 +207,7 @@ def _run_with_retries(
             if attempt <= retries and not isinstance(exc, UnstorableOutput):
                 wait = delay * (2 ** (attempt - 1))
                 inst.error = _short_error(exc)
-                runtime.record(inst)
+                runtime.record(inst)  # shows the last error while waiting to retry
                 if runtime.cancel_event.wait(wait):
                     return _finish(runtime, inst, "cancelled", "run cancelled")
                 continue
@@ -217,6 +220,7 @@ def _run_with_retries(
 
 def _fail(runtime: Runtime, inst: Instance, exc: BaseException) -> Instance:
     inst.error = _short_error(exc)
+    inst.error_kind = "input" if isinstance(exc, InvalidInput) else "task"
     inst.traceback = "".join(tb.format_exception(exc))
     inst.outputs = None
     return _finish(runtime, inst, "failed", inst.reason or "no cached result")

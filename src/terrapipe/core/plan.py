@@ -43,6 +43,7 @@ class Instance:
     outputs: Any = None
     attempts: int = 0
     error: str | None = None
+    error_kind: str | None = None  # "input" (bad input: exit 2) or "task" (the task broke)
     traceback: str | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None

@@ -42,6 +42,7 @@ class NodeView:
     task_version: str
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    error_kind: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -60,6 +61,7 @@ class NodeView:
             "reason": self.reason,
             "outputs": outputs_for_humans(encode_outputs(self.outputs)),
             "error": self.error,
+            "error_kind": self.error_kind,
             "attempts": self.attempts,
             "cache_key": self.cache_key,
             "duration": self.duration,
@@ -101,6 +103,12 @@ class Run:
     @property
     def ok(self) -> bool:
         return self.state == "succeeded"
+
+    @property
+    def failed_on_input(self) -> bool:
+        """Failed, and every failed node failed on bad input (not a broken task)."""
+        failed = [i for i in self.instances if i.state == "failed"]
+        return bool(failed) and all(i.error_kind == "input" for i in failed)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -156,6 +164,7 @@ def _run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]
             task_version=n["task_version"],
             started_at=_utc(n["started_at"]),
             finished_at=_utc(n["finished_at"]),
+            error_kind=n.get("error_kind"),
         )
         for n in node_rows
     ]
@@ -194,6 +203,7 @@ def _run_from_plan(row: Mapping[str, Any], plan: RunPlan) -> Run:
             "reason": i.reason,
             "outputs": None,
             "error": i.error,
+            "error_kind": i.error_kind,
             "traceback": i.traceback,
             "attempts": i.attempts,
             "cache_key": i.cache_key,

@@ -114,6 +114,7 @@ class StoreRuntime:
                 "cache_key": inst.cache_key,
                 "attempts": inst.attempts,
                 "error": inst.error,
+                "error_kind": inst.error_kind,
                 "traceback": inst.traceback,
                 "started_at": inst.started_at,
                 "finished_at": inst.finished_at,

@@ -68,6 +68,7 @@ class NodeRecord(Base):
     cache_key: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    error_kind: Mapped[str | None] = mapped_column(sa.String(10))
     traceback: Mapped[str | None] = mapped_column(sa.Text)
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

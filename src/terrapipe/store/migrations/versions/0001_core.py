@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("cache_key", sa.String(64), index=True),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("error", sa.Text),
+        sa.Column("error_kind", sa.String(10)),
         sa.Column("traceback", sa.Text),
         sa.Column("started_at", sa.DateTime(timezone=True)),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
