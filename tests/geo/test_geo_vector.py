@@ -88,6 +88,8 @@ def test_clip_vector_cuts_lines_to_the_roi():
     out = clip_vector(lines, roi)
     assert out["order"].tolist() == [1, 2]
     assert out.length.tolist() == pytest.approx([6, 6])
+    whole = clip_vector(lines, roi, cut=False)
+    assert whole["order"].tolist() == [1, 2] and whole.length.tolist() == pytest.approx([10, 10])
     with pytest.raises(RoiOutsideData, match="drainage"):
         clip_vector(lines, parse_roi("100,100,200,200", crs=UTM), name="drainage lines")
 

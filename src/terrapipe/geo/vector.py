@@ -87,15 +87,21 @@ def _require_crs(gdf: gpd.GeoDataFrame, what: str) -> CRS:
     return gdf.crs
 
 
-def clip_vector(gdf: gpd.GeoDataFrame, roi: ROI, *, name: str = "vector data") -> gpd.GeoDataFrame:
-    """Features cut to the ROI (in the data's CRS); an ROI outside the data's extent raises."""
+def clip_vector(
+    gdf: gpd.GeoDataFrame, roi: ROI, *, cut: bool = True, name: str = "vector data"
+) -> gpd.GeoDataFrame:
+    """Features in the ROI (data's CRS kept): cut to it, or whole if ``cut=False``.
+
+    An ROI outside the data's extent raises :class:`RoiOutsideData` naming ``name``.
+    """
     crs = _require_crs(gdf, name)
     local = roi.to_crs(crs).geometry
     if gdf.empty or not local.intersects(shapely.box(*gdf.total_bounds)):
         raise RoiOutsideData(f"ROI {roi.label!r} does not intersect {name}")
-    candidates = gdf.iloc[gdf.sindex.query(local, predicate="intersects")]
-    clipped = candidates.clip(local, keep_geom_type=True)
-    return clipped.sort_index()
+    candidates = gdf.iloc[np.sort(gdf.sindex.query(local, predicate="intersects"))]
+    if not cut:
+        return candidates
+    return candidates.clip(local, keep_geom_type=True).sort_index()
 
 
 def spatial_join(
