@@ -98,3 +98,18 @@ def test_bad_records_are_rejected_before_writing(db) -> None:
     with pytest.raises(InvalidInput, match="batch_size"):
         save_datasets(db, [], batch_size=0)
     assert count(db) == 0
+
+
+def test_special_characters_round_trip(db) -> None:
+    """Tabs, newlines, backslashes and quotes survive the bulk paths (COPY text on PostGIS)."""
+    title = 'tab\there\nnew line \\ back "quoted" \\N é'
+    props = {"note": "a\\b\tc\nd", "nested": {"k\\ey": [1, "\\N"]}, "empty": ""}
+    uri = DatasetURI("file:///data/odd\tname.tif", name="a\\b")
+    save_datasets(db, [_ds("odd\\id\t1", 0, title=title, properties=props, uris=(uri,))])
+    got = get_dataset(db, "odd\\id\t1")
+    assert (got.title, got.properties, got.uris[0].uri, got.uris[0].name) == (
+        title,
+        props,
+        uri.uri,
+        "a\\b",
+    )

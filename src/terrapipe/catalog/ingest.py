@@ -200,6 +200,10 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     d = value.astimezone(UTC) if value.tzinfo is not None else value
+    return d.strftime("%Y-%m-%d %H:%M:%S.%f") if d.year >= 1000 else _sqlite_time_slow(d)
+
+
+def _sqlite_time_slow(d: datetime) -> str:
     return (
         f"{d.year:04d}-{d.month:02d}-{d.day:02d} "
         f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}"
@@ -265,9 +269,47 @@ def _insert_new_sqlite(conn: Connection, items: list[tuple[Dataset, dict[str, An
     cursor.close()
 
 
-def _copy_new_postgres(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
-    from psycopg.types.json import Jsonb
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL COPY text format (NULL is \\N)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat() if value.tzinfo else value.isoformat() + "+00:00"
+    if isinstance(value, dict | list):
+        return json.dumps(value).translate(_COPY_ESCAPES)
+    return str(value)
+
+
+def _copy_line(new_id: int, row: dict[str, Any], now: str) -> str:
+    """One ``datasets`` row in COPY text format, specialised per column for speed."""
+    text = _copy_text
+    footprint = row["footprint"]
+    bbox = [row[b] for b in _BBOX]
+    source = row["harvest_source"]
+    return "\t".join(
+        (
+            str(new_id),
+            *(text(row[name]) for name in _META),
+            text(row["time_start"]),
+            text(row["time_end"]),
+            ewkb_hex(footprint) if footprint is not None else "\\N",
+            *(repr(v) if v is not None else "\\N" for v in bbox),
+            json.dumps(row["properties"]).translate(_COPY_ESCAPES),
+            "ok",
+            "\\N",
+            json.dumps(source).translate(_COPY_ESCAPES) if source is not None else "\\N",
+            now,
+        )
+    )
+
+
+def _copy_new_postgres(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
+    """Bulk insert with COPY (text format built here: much faster than per-value adapters)."""
     ids = (
         conn.execute(
             sa.text("SELECT nextval('datasets_id_seq') FROM generate_series(1, :n)"),
@@ -278,25 +320,23 @@ def _copy_new_postgres(conn: Connection, items: list[tuple[Dataset, dict[str, An
     )
     cursor = conn.connection.driver_connection.cursor()
     columns = ("id", *DATASET_COLUMNS)
-    with cursor.copy(f"COPY datasets ({', '.join(columns)}) FROM STDIN") as copy:
-        for new_id, (_, row) in zip(ids, items, strict=True):
-            values = [new_id]
-            for name in DATASET_COLUMNS:
-                value = row[name]
-                if name in ("properties", "harvest_source") and value is not None:
-                    value = Jsonb(value)
-                elif name == "footprint" and value is not None:
-                    value = ewkb_hex(value)
-                values.append(value)
-            copy.write_row(values)
-    uri_rows = [
-        (new_id, *_uri_values(u)) for new_id, (d, _) in zip(ids, items, strict=True) for u in d.uris
+    now = _copy_text(items[0][1]["harvested_at"])
+    lines = [_copy_line(new_id, row, now) for new_id, (_, row) in zip(ids, items, strict=True)]
+    _copy(cursor, f"COPY datasets ({', '.join(columns)}) FROM STDIN", lines)
+    uri_lines = [
+        "\t".join(_copy_text(v) for v in (new_id, *_uri_values(u)))
+        for new_id, (d, _) in zip(ids, items, strict=True)
+        for u in d.uris
     ]
-    if uri_rows:
-        with cursor.copy(f"COPY dataset_uris ({', '.join(URI_COLUMNS)}) FROM STDIN") as copy:
-            for row in uri_rows:
-                copy.write_row(row)
+    if uri_lines:
+        _copy(cursor, f"COPY dataset_uris ({', '.join(URI_COLUMNS)}) FROM STDIN", uri_lines)
     cursor.close()
+
+
+def _copy(cursor: Any, statement: str, lines: list[str], chunk: int = 5000) -> None:
+    with cursor.copy(statement) as copy:
+        for start in range(0, len(lines), chunk):
+            copy.write("\n".join(lines[start : start + chunk]) + "\n")
 
 
 def _insert_new_core(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
