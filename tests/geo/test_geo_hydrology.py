@@ -107,17 +107,23 @@ def test_stream_lines_carry_order():
 def test_order_area_by_zone_counts_cells():
     flw = flow_directions(_dem(), transform=T)
     order = strahler_order(flw, _mask(LEFT + RIGHT + TRIB + TRUNK))
+    order[0, :] = ORDER_NODATA  # a row without data
     zones = gpd.GeoDataFrame(
-        {"zone": ["west", "all"]},
-        geometry=[shapely.box(0, 0, 40, 90), shapely.box(0, 0, 90, 90)],  # cols 0..3 / all
+        {"zone": ["west", "all", "half out"]},
+        geometry=[
+            shapely.box(0, 0, 40, 90),  # cols 0..3
+            shapely.box(0, 0, 90, 90),  # everything
+            shapely.box(40, 0, 130, 90),  # cols 4..8 plus 4 columns east of the raster
+        ],
         crs="EPSG:32644",
     )
     out = order_area_by_zone(RasterArray(order, T, "EPSG:32644", ORDER_NODATA), zones)
-    west = order[:, :4]
-    assert out["pct_order_1"].iloc[0] == pytest.approx(100 * (west == 1).mean())
-    assert out["pct_order_2"].iloc[0] == pytest.approx(0.0)
-    assert out["pct_order_1"].iloc[1] == pytest.approx(100 * 9 / 81)
-    assert out["pct_order_2"].iloc[1] == pytest.approx(100 * 5 / 81)
+    # percentages of the whole zone area: a cell is 1/36 of "west", 1/81 of the other two
+    assert out["pct_order_1"].tolist() == pytest.approx([100 * 6 / 36, 100 * 9 / 81, 100 * 3 / 81])
+    assert out["pct_order_2"].tolist() == pytest.approx([0.0, 100 * 5 / 81, 100 * 5 / 81])
+    assert out["pct_with_data"].tolist() == pytest.approx(
+        [100 * 32 / 36, 100 * 72 / 81, 100 * 40 / 81]
+    )
 
 
 def test_bad_dem_is_rejected():

@@ -115,17 +115,31 @@ def stream_lines(
 def order_area_by_zone(
     order: RasterArray, zones: gpd.GeoDataFrame, *, max_order: int | None = None
 ) -> gpd.GeoDataFrame:
-    """Per zone, the percentage of its area covered by stream cells of each Strahler order."""
+    """Per zone, the percentage of its area covered by stream cells of each Strahler order.
+
+    ``pct_order_<k>`` is the area of order-``k`` cells in the zone (exact coverage fractions)
+    over the zone's whole polygon area; ``pct_with_data`` is the share of the zone covered by
+    valid cells of the raster (below 100 where the zone leaves the raster or its ROI).
+    """
     from terrapipe.geo.zonal import zonal_stats
 
     if order.nodata is None:
         raise RasterError("stream-order raster needs a nodata value")
-    table = zonal_stats(order, zones, stats=["frac"])
+    crs = parse_crs(order.crs)
+    if not crs.is_projected:
+        raise RasterError(f"stream-order raster must be in a projected CRS, not {crs.to_string()}")
+    table = zonal_stats(order, zones, stats=["frac", "count"])
+    cell_area = abs(order.transform.a * order.transform.e - order.transform.b * order.transform.d)
+    zone_area = zones.geometry.to_crs(crs).area.to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        covered = np.where(zone_area > 0, table["count"].to_numpy() * cell_area / zone_area, 0.0)
     arr = order.array
     valid = arr[(arr != order.nodata) & (arr > 0)]
     top = int(max_order if max_order is not None else (valid.max() if valid.size else 0))
     out = zones.copy()
     for k in range(1, top + 1):
         col = f"frac_{k}"
-        out[f"pct_order_{k}"] = 100.0 * table[col] if col in table.columns else 0.0
+        frac = table[col].to_numpy() if col in table.columns else np.zeros(len(zones))
+        out[f"pct_order_{k}"] = 100.0 * frac * covered
+    out["pct_with_data"] = 100.0 * np.minimum(covered, 1.0)
     return out
