@@ -178,12 +178,3 @@ def test_entry_point_workflows_are_discovered(capsys, tmp_path: Path, monkeypatc
     assert code == 0
     assert json.loads(out)["nodes"]["hello"]["outputs"] == "hello terrapipe"
     sys.modules.pop("plugin_flows", None)
-
-
-def test_demo_runs_twice_second_all_cached(capsys) -> None:
-    code, out, _ = cli(capsys, "demo", "--json")
-    assert code == 0
-    first, second = json.loads(out)["runs"]
-    assert first["state"] == second["state"] == "succeeded"
-    assert set(second["counts"]) == {"cached"}
-    assert first["nodes"]["total"]["outputs"] == sum(i * i for i in range(1, 6))

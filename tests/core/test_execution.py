@@ -257,7 +257,7 @@ def test_artifacts_are_committed_on_success_only(tp_home: Path) -> None:
             path.write_text("payload")
             if ctx.params["fail"]:
                 raise RuntimeError("disk full")
-            return {"file": path, "files": [path]}
+            return {"file": path, "files": [path], "promised": str(ctx.stored_path(path))}
 
     wf = Workflow("writer")
     wf.add_node(Writer())
@@ -271,6 +271,7 @@ def test_artifacts_are_committed_on_success_only(tp_home: Path) -> None:
     assert isinstance(out, Path) and out.read_text() == "payload"
     assert out.is_relative_to(artifacts / ok.nodes["writer"].cache_key)
     assert ok.nodes["writer"].outputs["files"] == [out]
+    assert Path(ok.nodes["writer"].outputs["promised"]) == out  # said before the commit
     # removing the stored files invalidates the cached result instead of returning dead paths
     import shutil
 

@@ -1,32 +1,54 @@
-"""``terrapipe demo``: run the built-in demo and show what caching does."""
+"""``terrapipe demo``: the five region workflows on the bundled sample region."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from rich.table import Table
 
 from terrapipe.cli.output import console, print_json
-from terrapipe.cli.render import print_run
-from terrapipe.core.runs import submit
+from terrapipe.cli.render import styled
+from terrapipe.pipelines.showcase import DEMO_ROI, run_showcase
 
 
 def demo_command(
+    roi: str = typer.Option(DEMO_ROI, "--roi", help="Block (state/district/block) or bbox."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Run the demo workflow twice: the second run is served from the cache."""
+    """Generate the sample region (once), run the five region workflows for one block,
+    list the layers and write report.html. Run it twice: the second time is all cached."""
     out = console()
-    first = submit("demo")
-    second = submit("demo")
+
+    def progress(name: str, run) -> None:
+        if not json_output:
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(run.counts().items()))
+            out.print(f"{styled(run.state)} {name:22s} {counts}")
+
+    if not json_output:
+        out.print(f"[bold]terrapipe demo[/] · {roi}")
+    show = run_showcase(roi=roi, on_run=progress)
     if json_output:
-        print_json({"runs": [first.to_dict(), second.to_dict()]})
-        return
-    out.rule("first run")
-    print_run(out, first)
-    out.rule("second run: nothing changed, so nothing runs")
-    print_run(out, second)
-    out.print(
-        "\nTry: [bold]terrapipe run demo -p n=6[/] (only the new item runs), "
-        "[bold]terrapipe runs list[/], [bold]terrapipe workflows show demo[/]"
-    )
+        print_json(
+            {
+                "state": "succeeded" if show.ok else "failed",
+                "runs": [r.to_dict() for r in show.runs],
+                "layers": [la.to_dict() for la in show.layers],
+                "report": str(show.report),
+            }
+        )
+    else:
+        table = Table("layer", "kind", "version", "files", title="layers")
+        for la in show.layers:
+            table.add_row(la.name, la.kind, f"v{la.layer_version}", str(len(la.files)))
+        out.print(table)
+        out.print(f"report: [link=file://{show.report}]{show.report}[/link]")
+        out.print(
+            "Run it again: every node is [cyan]cached[/]. Then try "
+            "[bold]terrapipe workflows show stream-order[/] and [bold]terrapipe runs list[/]."
+        )
+    if not show.ok:
+        sys.exit(1)
 
 
 def register(root: typer.Typer) -> None:

@@ -106,6 +106,15 @@ class Context:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def stored_path(self, path: Path) -> Path:
+        """Where an artifact written at ``path`` will live once the node succeeds.
+
+        For side effects that must name the final file (a layer record, a STAC item)."""
+        path = Path(path)
+        if self._staging is None or not path.is_relative_to(self._staging):
+            return path
+        return self._staging_root.parent / (self.cache_key or "") / path.relative_to(self._staging)
+
     @property
     def staging_dir(self) -> Path | None:
         return self._staging

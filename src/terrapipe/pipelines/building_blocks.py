@@ -19,14 +19,12 @@ from terrapipe.core.task import Param, Task
 from terrapipe.core.workflow import Workflow
 from terrapipe.errors import InvalidInput
 from terrapipe.geo.naming import slugify
-from terrapipe.geo.raster import clip_raster
-from terrapipe.geo.roi import ROI, parse_roi
-from terrapipe.geo.vector import clip_vector, nearest_distance, read_vector, write_vector
-from terrapipe.geo.zonal import zonal_stats
 from terrapipe.pipelines.common import ROI_HELP, Publish, artifact_name, layer_output, roi_output
 
 
-def _roi(ctx: Context) -> ROI:
+def _roi(ctx: Context):
+    from terrapipe.geo.roi import parse_roi
+
     boundaries = ctx.params.get("boundaries") or None
     return parse_roi(ctx.params["roi"], boundaries=boundaries)
 
@@ -51,6 +49,8 @@ class ClipRasterTask(Task):
     params = {"raster": Param(Path, help="raster file"), **ROI_PARAMS}
 
     def run(self, ctx: Context):
+        from terrapipe.geo.raster import clip_raster
+
         source = _need_file(ctx.params["raster"], "raster")
         roi = _roi(ctx)
         roi_out = roi_output(roi)
@@ -70,6 +70,8 @@ class ClipVectorTask(Task):
     params = {"vector": Param(Path, help="vector file"), **ROI_PARAMS}
 
     def run(self, ctx: Context):
+        from terrapipe.geo.vector import clip_vector, read_vector, write_vector
+
         source = _need_file(ctx.params["vector"], "vector")
         roi = _roi(ctx)
         roi_out = roi_output(roi)
@@ -113,6 +115,9 @@ class ZonalStatsTask(Task):
     }
 
     def run(self, ctx: Context):
+        from terrapipe.geo.vector import read_vector, write_vector
+        from terrapipe.geo.zonal import zonal_stats
+
         raster = _need_file(ctx.params["raster"], "raster")
         zones_path = _need_file(ctx.params["zones"], "zones")
         zones = read_vector(zones_path)
@@ -149,6 +154,8 @@ class ProximityTask(Task):
     }
 
     def run(self, ctx: Context):
+        from terrapipe.geo.vector import nearest_distance, read_vector, write_vector
+
         features_path = _need_file(ctx.params["features"], "features")
         targets_path = _need_file(ctx.params["targets"], "targets")
         features = read_vector(features_path)

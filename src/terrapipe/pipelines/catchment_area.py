@@ -9,7 +9,6 @@ windowed read, written as a Cloud Optimized GeoTIFF and published as a raster la
 from __future__ import annotations
 
 from terrapipe.core.workflow import Workflow
-from terrapipe.geo.raster import clip_raster
 from terrapipe.pipelines.common import Publish, Region, RegionTask, artifact_name, layer_output
 
 DATASET = "catchment-area"
@@ -23,6 +22,8 @@ class ClipCatchment(RegionTask):
     sources = ("flow_accumulation",)
 
     def run(self, ctx):
+        from terrapipe.geo.raster import clip_raster
+
         roi_out, roi, manifest = self.region(ctx)
         source = manifest.path("flow_accumulation")
         out = ctx.artifact_path(artifact_name(DATASET, roi_out, ctx.task_version, "tif"))

@@ -10,17 +10,17 @@ each into a layer record, a quicklook and a STAC item.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import shapely
+from typing import TYPE_CHECKING, Any
 
 from terrapipe.core.context import Context
 from terrapipe.core.task import Param, Task
 from terrapipe.errors import InvalidInput
 from terrapipe.geo.naming import layer_name
-from terrapipe.geo.roi import ROI, check_overlap, make_roi, parse_roi
-from terrapipe.sample.generate import SampleManifest, generate_sample_region, load_manifest
 from terrapipe.settings import get_settings
+
+if TYPE_CHECKING:  # geo and sample modules import GDAL, numba & co: only when tasks run
+    from terrapipe.geo.roi import ROI
+    from terrapipe.sample.generate import SampleManifest
 
 ROI_HELP = "admin path state/district/block, bbox minx,miny,maxx,maxy, WKT, GeoJSON or a file"
 DATA_HELP = "folder made by `terrapipe sample-data` (default: the bundled sample region)"
@@ -28,6 +28,8 @@ DATA_HELP = "folder made by `terrapipe sample-data` (default: the bundled sample
 
 def data_folder(data: str | None) -> SampleManifest:
     """The sample-data folder a run reads: the given one, or the bundled region."""
+    from terrapipe.sample.generate import generate_sample_region, load_manifest
+
     if not data:
         return generate_sample_region(get_settings().home_dir / "sample")
     manifest = load_manifest(data)
@@ -53,6 +55,10 @@ def roi_output(roi: ROI) -> dict[str, Any]:
 
 
 def roi_from_output(out: dict[str, Any]) -> ROI:
+    import shapely
+
+    from terrapipe.geo.roi import make_roi
+
     return make_roi(
         shapely.from_wkt(out["wkt"]),
         out["crs"],
@@ -106,6 +112,8 @@ class Region(Task):
         return [manifest.directory / "manifest.json"]
 
     def run(self, ctx: Context) -> dict[str, Any]:
+        from terrapipe.geo.roi import check_overlap, parse_roi
+
         manifest = data_folder(ctx.params["data"])
         boundaries = manifest.path("admin_boundaries")
         roi = parse_roi(ctx.params["roi"], boundaries=boundaries)
@@ -158,7 +166,7 @@ class Publish(Task):
                     roi=roi.slug,
                     kind=spec["kind"],
                     algorithm_version=spec["algorithm_version"],
-                    files=[*files, preview],
+                    files=[*files, ctx.stored_path(preview)],
                     workflow=ctx.workflow_name,
                     roi_info=roi.to_dict(),
                     properties=spec["properties"],
@@ -206,6 +214,8 @@ class RegionTask(Task):
     sources: tuple[str, ...] = ()
 
     def region(self, ctx: Context) -> tuple[dict[str, Any], ROI, SampleManifest]:
+        from terrapipe.sample.generate import load_manifest
+
         region = ctx.inputs["region"]
         manifest = load_manifest(region["data"])
         if manifest is None:
@@ -213,6 +223,8 @@ class RegionTask(Task):
         return region["roi"], roi_from_output(region["roi"]), manifest
 
     def inputs(self, ctx: Context) -> list[Path]:
+        from terrapipe.sample.generate import load_manifest
+
         region = ctx.inputs.get("region")
         manifest = load_manifest(region["data"]) if region else None
         return [manifest.path(key) for key in self.sources] if manifest else []

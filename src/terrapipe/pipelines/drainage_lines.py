@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from terrapipe.core.task import Param
 from terrapipe.core.workflow import Workflow
-from terrapipe.geo.vector import clip_vector, read_vector, write_vector
 from terrapipe.pipelines.common import Publish, Region, RegionTask, artifact_name, layer_output
 
 DATASET = "drainage-lines"
@@ -25,6 +24,8 @@ class ClipDrainageLines(RegionTask):
     params = {"min_order": Param(int, default=1, help="keep streams of at least this order")}
 
     def run(self, ctx):
+        from terrapipe.geo.vector import clip_vector, read_vector, write_vector
+
         roi_out, roi, manifest = self.region(ctx)
         source = manifest.path("drainage_lines")
         lines = read_vector(source)

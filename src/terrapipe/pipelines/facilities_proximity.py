@@ -10,7 +10,6 @@ written as GeoParquet and CSV.
 from __future__ import annotations
 
 from terrapipe.core.workflow import Workflow
-from terrapipe.geo.vector import nearest_distance, read_vector, write_vector
 from terrapipe.pipelines.common import Publish, Region, RegionTask, artifact_name, layer_output
 
 DATASET = "facilities-proximity"
@@ -24,6 +23,8 @@ class VillagesInRoi(RegionTask):
     sources = ("villages",)
 
     def run(self, ctx):
+        from terrapipe.geo.vector import read_vector, write_vector
+
         roi_out, roi, manifest = self.region(ctx)
         villages = read_vector(manifest.path("villages"))
         area = roi.to_crs(villages.crs).geometry
@@ -41,6 +42,8 @@ class Proximity(RegionTask):
     sources = ("facilities",)
 
     def run(self, ctx):
+        from terrapipe.geo.vector import nearest_distance, read_vector, write_vector
+
         roi_out, _roi, manifest = self.region(ctx)
         villages = read_vector(ctx.inputs["villages"]["villages"])
         facilities = read_vector(manifest.path("facilities"))

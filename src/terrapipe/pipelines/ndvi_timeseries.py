@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd
-
 from terrapipe.core.task import Param
 from terrapipe.core.workflow import Workflow
 from terrapipe.errors import InvalidInput
-from terrapipe.geo.raster import clip_raster, write_cog
-from terrapipe.geo.timeseries import date_zone_means, ndvi_from_files, plot_series, series_table
-from terrapipe.geo.vector import read_vector
-from terrapipe.geo.zonal import zone_coverage
 from terrapipe.pipelines.common import Publish, Region, RegionTask, artifact_name, layer_output
 from terrapipe.pipelines.facilities_proximity import VillagesInRoi
 
@@ -49,6 +43,7 @@ class Dates(RegionTask):
     }
 
     def run(self, ctx):
+
         _roi_out, _roi, manifest = self.region(ctx)
         begin, end = _date(ctx.params["begin"], "begin"), _date(ctx.params["end"], "end")
         dates = [
@@ -76,6 +71,14 @@ class NdviDate(RegionTask):
         return list(manifest.band_paths(ctx.item)) if manifest else []
 
     def run(self, ctx):
+        from terrapipe.geo.raster import clip_raster, write_cog
+        from terrapipe.geo.timeseries import (
+            date_zone_means,
+            ndvi_from_files,
+        )
+        from terrapipe.geo.vector import read_vector
+        from terrapipe.geo.zonal import zone_coverage
+
         roi_out, roi, manifest = self.region(ctx)
         red, nir = manifest.band_paths(ctx.item)
         red_roi = clip_raster(red, roi, ctx.scratch_dir / "red.tif")
@@ -100,6 +103,14 @@ class Series(RegionTask):
     version = 1
 
     def run(self, ctx):
+        import pandas as pd
+
+        from terrapipe.geo.timeseries import (
+            plot_series,
+            series_table,
+        )
+        from terrapipe.geo.vector import read_vector
+
         roi_out = ctx.inputs["region"]["roi"]
         per_date = ctx.inputs["ndvi"]
         table = series_table(pd.read_parquet(d["zone_means"]) for d in per_date)

@@ -12,17 +12,6 @@ from __future__ import annotations
 
 from terrapipe.core.task import Param
 from terrapipe.core.workflow import Workflow
-from terrapipe.geo.hydrology import (
-    ORDER_NODATA,
-    flow_accumulation,
-    flow_directions,
-    order_area_by_zone,
-    strahler_order,
-    stream_lines,
-    stream_mask,
-)
-from terrapipe.geo.raster import RasterArray, clip_raster, read_raster, write_cog
-from terrapipe.geo.vector import read_vector, write_vector
 from terrapipe.pipelines.common import Publish, Region, RegionTask, artifact_name, layer_output
 from terrapipe.pipelines.facilities_proximity import VillagesInRoi
 
@@ -37,6 +26,8 @@ class ClipDem(RegionTask):
     sources = ("dem",)
 
     def run(self, ctx):
+        from terrapipe.geo.raster import clip_raster
+
         _roi_out, roi, manifest = self.region(ctx)
         out = ctx.artifact_path("dem.tif")
         clip_raster(manifest.path("dem"), roi, out)
@@ -51,6 +42,17 @@ class Streams(RegionTask):
     params = {"threshold": Param(int, default=100, help="stream when >= this many cells drain")}
 
     def run(self, ctx):
+        from terrapipe.geo.hydrology import (
+            ORDER_NODATA,
+            flow_accumulation,
+            flow_directions,
+            strahler_order,
+            stream_lines,
+            stream_mask,
+        )
+        from terrapipe.geo.raster import RasterArray, read_raster, write_cog
+        from terrapipe.geo.vector import write_vector
+
         roi_out = ctx.inputs["region"]["roi"]
         dem = read_raster(ctx.inputs["clip-dem"]["dem"])
         flw = flow_directions(dem.array, transform=dem.transform, nodata=dem.nodata)
@@ -94,6 +96,12 @@ class OrderByZone(RegionTask):
     version = 1
 
     def run(self, ctx):
+        from terrapipe.geo.hydrology import (
+            order_area_by_zone,
+        )
+        from terrapipe.geo.raster import RasterArray, read_raster
+        from terrapipe.geo.vector import read_vector, write_vector
+
         roi_out = ctx.inputs["region"]["roi"]
         order = read_raster(ctx.inputs["streams"]["raster"]["layer"]["files"][0])
         # uint8 raster: exactextract wants the nodata in the array's own type
