@@ -251,3 +251,28 @@ def test_file_scheme(tmp_path):
 def test_unsupported_scheme_is_named():
     with pytest.raises(UnsupportedScheme, match="'gopher'"):
         RemoteFile("gopher://x/y")
+
+
+def test_chunked_body_then_same_connection_again(http_server, tmp_path):
+    data = payload(100_003, seed=11)
+    http_server.state.files["c.bin"] = data
+    with downloader(tmp_path) as d:
+        first = d.fetch(f"{http_server.base}/chunked/c.bin", tmp_path / "a")
+        second = d.fetch(f"{http_server.base}/chunked/c.bin", tmp_path / "b")
+    assert first.read_bytes() == data and second.read_bytes() == data
+
+
+def test_redirects_followed_and_credentials_not_sent_to_another_host(tmp_path):
+    from transfer_http_server import HttpTestServer
+
+    with HttpTestServer() as origin, HttpTestServer() as other:
+        data = payload(5000, seed=12)
+        origin.state.files["r.nc"] = other.state.files["r.nc"] = data
+        settings = {origin.base: {"username": "alice", "password": "Sup3rS3cret"}}
+        with downloader(tmp_path, settings) as d:
+            same = d.fetch(f"{origin.base}/redirect/pub/r.nc", tmp_path / "same")
+            origin.state.redirect_base = other.base
+            away = d.fetch(f"{origin.base}/redirect/pub/r.nc", tmp_path / "away")
+        assert same.read_bytes() == data and away.read_bytes() == data
+        assert origin.state.authorizations[1] is not None  # same host: kept
+        assert other.state.authorizations == [None]  # another host: dropped

@@ -36,6 +36,8 @@ class ServerState:
         self.in_flight = 0
         self.max_in_flight = 0
         self.slow_chunk_delay = 0.05
+        self.redirect_base: str | None = None
+        self.authorizations: list[str | None] = []
 
     def fault(self, name: str) -> str | None:
         with self.lock:
@@ -86,6 +88,7 @@ class Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         with state.lock:
             state.requests.append(("GET", self.path, rng))
+            state.authorizations.append(self.headers.get("Authorization"))
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         self._counted = True
@@ -111,6 +114,22 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def _get(self, rng: str | None) -> None:
+        redirect = re.fullmatch(r"/redirect/(\w+)/([^/?]+)", self.path)
+        if redirect:  # /redirect/AREA/NAME -> /AREA/NAME, on this host or on ``other_base``
+            area, name = redirect.groups()
+            base = self.state.redirect_base or ""
+            return self._send(302, headers={"Location": f"{base}/{area}/{name}"})
+        chunked = re.fullmatch(r"/chunked/([^/?]+)", self.path)
+        if chunked:
+            data = self.state.files.get(chunked.group(1), b"")
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(data), 7000):
+                piece = data[i : i + 7000]
+                self.wfile.write(f"{len(piece):x};ext=1\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\nX-Trailer: 1\r\n\r\n")
+            return
         match = re.fullmatch(r"/(pub|private|oauth|slow)/([^/?]+)", self.path)
         if not match:
             return self._send(404)

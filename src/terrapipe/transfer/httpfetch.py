@@ -1,9 +1,10 @@
-"""HTTP(S) downloads on ``http.client`` with a keep-alive pool and zero-allocation reads.
+"""HTTP(S) downloads on :mod:`terrapipe.transfer.http11`: keep-alive pool, reads into a buffer.
 
 Why not httpx here: measured on this project's benchmark, streaming a body through
 httpx/httpcore/h11 (a new ``bytes`` per 64 KiB chunk, copied through h11's buffer) peaks
-near 250 MB/s, while ``HTTPResponse.readinto`` into one reused buffer keeps up with curl.
-httpx remains in use for small request/response exchanges (OAuth2 tokens).
+near 250 MB/s, while reading into one reused buffer keeps up with curl; and per small
+file, ``http.client``'s header parsing costs more CPU than the transfer. httpx remains in
+use for small request/response exchanges (OAuth2 tokens).
 
 Credentials: basic auth or a bearer token from the provider settings (or the URL's user
 info, which is stripped from the request line). The ``Authorization`` header is dropped on
@@ -13,82 +14,28 @@ a redirect to another host.
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import re
-import socket
 import ssl
-import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from terrapipe.errors import DownloadError, IntegrityError, TransientTransferError
+from terrapipe.transfer.http11 import Connection, ConnectionPool, Key, Response
 from terrapipe.transfer.policy import RETRY_STATUSES, TransferOptions, parse_retry_after
 from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
 from terrapipe.transfer.secrets import reveal, scrub_text, strip_userinfo
 
 Progress = Callable[[int, int | None], None]
-BUFFER_SIZE = 64 * 1024  # fits in L2: measured faster than 1 MiB reads
+BUFFER_SIZE = 256 * 1024  # big files read 64 KiB at a time (cache-friendly), small ones at once
+LARGE_READ = 64 * 1024
 PROGRESS_STEP = 1 << 20
 MAX_REDIRECTS = 10
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-_NETWORK_ERRORS = (http.client.HTTPException, ConnectionError, socket.timeout, OSError)
-
-Key = tuple[str, str, int]
-
-
-class ConnectionPool:
-    """Idle keep-alive connections per (scheme, host, port), shared by threads."""
-
-    def __init__(self, options: TransferOptions, *, max_idle: int = 16) -> None:
-        self.options, self.max_idle = options, max_idle
-        self._idle: dict[Key, list[http.client.HTTPConnection]] = {}
-        self._lock = threading.Lock()
-        self._ssl = ssl.create_default_context()
-
-    def get(self, key: Key) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection (reused=True) or a new one, connected."""
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop(), True
-        scheme, host, port = key
-        timeout = self.options.connect_timeout_s
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        conn.connect()
-        sock = conn.sock
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if scheme == "https":
-            sock.settimeout(self.options.read_timeout_s)
-        else:
-            # blocking socket with kernel timeouts: no poll() before every recv
-            sock.settimeout(None)
-            seconds = int(self.options.read_timeout_s)
-            micros = int((self.options.read_timeout_s - seconds) * 1e6)
-            timeval = struct.pack("ll", seconds, micros)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        return conn, False
-
-    def put(self, key: Key, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if len(idle) < self.max_idle:
-                idle.append(conn)
-                return
-        conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            conns = [c for idle in self._idle.values() for c in idle]
-            self._idle.clear()
-        for conn in conns:
-            conn.close()
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, ssl.SSLError, OSError)
+SMALL_FILE = 4 << 20
 
 
 def _key(url: str) -> tuple[Key, str]:
@@ -106,7 +53,11 @@ class HttpFetcher:
         self, options: TransferOptions, providers: ProviderRegistry, *, max_connections: int = 16
     ) -> None:
         self.options, self.providers = options, providers
-        self.pool = ConnectionPool(options, max_idle=max_connections)
+        self.pool = ConnectionPool(
+            connect_timeout_s=options.connect_timeout_s,
+            read_timeout_s=options.read_timeout_s,
+            max_idle=max_connections,
+        )
         self._local = threading.local()
 
     def _buffer(self) -> memoryview:
@@ -148,45 +99,63 @@ class HttpFetcher:
                 f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
             ) from None
 
-    def _open(self, url: str, headers: dict[str, str]):
-        """Send the request (following redirects); returns (key, conn, response)."""
+    def _open(self, url: str, headers: dict[str, str]) -> tuple[Connection, Response]:
+        """Send the request (following redirects); returns the connection and response."""
         origin = urlsplit(url).netloc
         for _ in range(MAX_REDIRECTS + 1):
             key, target = _key(url)
+            request_headers = {"Host": urlsplit(url).netloc, **headers}
             conn, reused = self.pool.get(key)
             try:
-                conn.request("GET", target, headers={**headers, "Host": urlsplit(url).netloc})
-                response = conn.getresponse()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                response = conn.request(target, request_headers)
+            except (ConnectionError, OSError) as exc:
                 conn.close()
-                if not reused:
+                if not reused or isinstance(exc, TimeoutError):
                     raise
                 conn, _ = self.pool.get(key)  # a stale keep-alive connection: once more, fresh
-                conn.request("GET", target, headers={**headers, "Host": urlsplit(url).netloc})
-                response = conn.getresponse()
-            if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
-                location = response.getheader("Location") or ""
+                try:
+                    response = conn.request(target, request_headers)
+                except BaseException:
+                    conn.close()
+                    raise
+            except BaseException:
                 conn.close()
+                raise
+            if response.status in (301, 302, 303, 307, 308) and response.getheader("location"):
+                location = response.getheader("location") or ""
+                self._release(conn, response)
                 url = urljoin(url, location)
                 if urlsplit(url).netloc != origin:
                     headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
                 continue
-            return key, conn, response
+            return conn, response
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
 
+    def _release(self, conn: Connection, response: Response) -> None:
+        """Back to the pool when the body was read to the end, closed otherwise."""
+        try:
+            reusable = response.drain()
+        except Exception:
+            reusable = False
+        if reusable:
+            self.pool.put(conn)
+        else:
+            conn.close()
+
     def _get(self, url, headers, part: Path, offset: int, provider, progress) -> int | None:
-        key, conn, response = self._open(url, headers)
+        conn, response = self._open(url, headers)
         keep = False
         try:
             total, offset = self._check(response, part, offset, provider)
             if total is not None and total == offset and response.status == 416:
+                keep = True
                 return total
             self._receive(response, part, offset, total, progress)
-            keep = not response.will_close
+            keep = True
             return total
         finally:
             if keep:
-                self.pool.put(key, conn)
+                self._release(conn, response)
             else:
                 conn.close()
 
@@ -197,7 +166,7 @@ class HttpFetcher:
             self.providers.token_source(provider).invalidate()
             raise TransientTransferError("HTTP 401 (token refused; fetching a new one)")
         if status in RETRY_STATUSES or status >= 500:
-            retry_after = parse_retry_after(response.getheader("Retry-After"))
+            retry_after = parse_retry_after(response.getheader("retry-after"))
             raise TransientTransferError(f"HTTP {status}", retry_after=retry_after)
         if status == 416 and offset:
             match = re.match(r"bytes \*/(\d+)", response.getheader("Content-Range") or "")
@@ -221,6 +190,8 @@ class HttpFetcher:
         if cap is not None and total is not None and total > cap:
             raise IntegrityError(f"file of {total} bytes exceeds the size cap of {cap} bytes")
         buf = self._buffer()
+        if total is None or total - offset > SMALL_FILE:
+            buf = buf[:LARGE_READ]
         done, reported = offset, offset
         if progress:
             progress(done, total)
