@@ -133,6 +133,7 @@ def test_ndvi_series_incremental_and_equal_to_numpy(region, params) -> None:
     assert full.state == "succeeded", full.error
     states = [i.state for i in full.nodes["ndvi"]]
     assert states == ["cached"] * 6 + ["succeeded"] * 6
+    assert full.nodes["coverage"].state == "cached"  # computed once, reused by new dates
     series = layer(full, "ndvi-series")
     table = __import__("pandas").read_parquet(series["files"][1])
     assert table["date"].nunique() == 12

@@ -1,7 +1,11 @@
 """``ndvi-timeseries`` — a time series, computed incrementally.
 
-    region ──> dates ──map──> ndvi (one per date) ──> series ──> publish
-          └──> villages ───────┘
+    region ──> dates ─────────────map──> ndvi (one per date) ──> series ──> publish
+          └──> villages ──> coverage ───────┘
+
+``coverage`` (which cells each village covers, exactextract) is computed once for the
+ROI's grid and reused by every date; it does not depend on the list of dates, so adding
+a date keeps it cached.
 
 For every date of the region's red/NIR bands (optionally between ``begin`` and ``end``):
 NDVI over the ROI as a COG and the mean NDVI of each village (coverage-weighted,
@@ -57,39 +61,56 @@ class Dates(RegionTask):
         return [d.isoformat() for d in dates]
 
 
+class Coverage(RegionTask):
+    """Which cells of the ROI's grid each village covers, and by how much: computed once
+    (exactextract) and reused by every date, since all dates share one grid."""
+
+    name = "coverage"
+    version = 1
+
+    def run(self, ctx):
+        from terrapipe.geo.timeseries import ndvi_for_roi
+        from terrapipe.geo.vector import read_vector
+        from terrapipe.geo.zonal import zone_coverage
+
+        _roi_out, roi, manifest = self.region(ctx)
+        red, nir = manifest.band_paths(manifest.dates[0])  # any date: only the grid matters
+        grid = ndvi_for_roi(red, nir, roi)
+        zones = read_vector(ctx.inputs["villages"]["villages"])
+        path = ctx.artifact_path("coverage.npz")
+        zone_coverage(grid, zones).save(path)
+        return {"coverage": path, "zones": len(zones)}
+
+
 class NdviDate(RegionTask):
-    """NDVI of one date over the ROI (COG) and its mean per village."""
+    """NDVI of one date over the ROI (COG) and its coverage-weighted mean per village."""
 
     name = "ndvi"
     version = 1
 
     def inputs(self, ctx):
-        region = ctx.inputs["region"]
         from terrapipe.sample.generate import load_manifest
 
-        manifest = load_manifest(region["data"])
+        manifest = load_manifest(ctx.inputs["region"]["data"])
         return list(manifest.band_paths(ctx.item)) if manifest else []
 
     def run(self, ctx):
-        from terrapipe.geo.raster import clip_raster, write_cog
-        from terrapipe.geo.timeseries import (
-            date_zone_means,
-            ndvi_from_files,
-        )
+        from terrapipe.geo.raster import write_cog
+        from terrapipe.geo.timeseries import date_zone_means, ndvi_for_roi
         from terrapipe.geo.vector import read_vector
-        from terrapipe.geo.zonal import zone_coverage
+        from terrapipe.geo.zonal import ZoneCoverage
 
         roi_out, roi, manifest = self.region(ctx)
         red, nir = manifest.band_paths(ctx.item)
-        red_roi = clip_raster(red, roi, ctx.scratch_dir / "red.tif")
-        nir_roi = clip_raster(nir, roi, ctx.scratch_dir / "nir.tif")
-        ndvi = ndvi_from_files(red_roi, nir_roi)
+        ndvi = ndvi_for_roi(red, nir, roi)
+        coverage = ZoneCoverage.load(ctx.inputs["coverage"]["coverage"])
+        coverage.check_grid(ndvi.transform, ndvi.shape, name=f"NDVI of {ctx.item}")
         out = ctx.artifact_path(
             f"{artifact_name(DATASET, roi_out, ctx.task_version, 'tif')[:-4]}_{ctx.item}.tif"
         )
         write_cog(ndvi, out)
         zones = read_vector(ctx.inputs["villages"]["villages"])
-        table = date_zone_means(ndvi.array, zone_coverage(ndvi, zones), when=ctx.item)
+        table = date_zone_means(ndvi.array, coverage, when=ctx.item)
         table["village_id"] = table["zone"].map(zones["village_id"])
         means = ctx.artifact_path("zone_means.parquet")
         table.to_parquet(means, index=False)
@@ -158,6 +179,7 @@ workflow = Workflow(
 workflow.add_node(Region())
 workflow.add_node(Dates(), "region")
 workflow.add_node(VillagesInRoi(), "region")
-workflow.add_node(NdviDate(), ["region", "villages", "dates"], map_over="dates")
+workflow.add_node(Coverage(), ["region", "villages"])
+workflow.add_node(NdviDate(), ["region", "villages", "coverage", "dates"], map_over="dates")
 workflow.add_node(Series(), ["region", "villages", "ndvi"])
 workflow.add_node(Publish(), "series")

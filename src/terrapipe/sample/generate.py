@@ -14,19 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from terrapipe.errors import InvalidInput
-from terrapipe.geo.hydrology import (
-    flow_accumulation,
-    flow_directions,
-    strahler_order,
-    stream_lines,
-    stream_mask,
-)
-from terrapipe.geo.raster import RasterArray, write_cog
-from terrapipe.geo.vector import write_vector
-from terrapipe.sample import synth
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -103,6 +91,20 @@ def _write_json(data: dict[str, Any], dest: Path) -> None:
 
 def generate_sample_region(directory: str | Path, *, seed: int = DEFAULT_SEED) -> SampleManifest:
     """Generate the fictional sample region into ``directory`` (no-op if already complete)."""
+    # heavy imports (pyflwdir compiles with numba) only when there is something to generate
+    import numpy as np
+
+    from terrapipe.geo.hydrology import (
+        flow_accumulation,
+        flow_directions,
+        strahler_order,
+        stream_lines,
+        stream_mask,
+    )
+    from terrapipe.geo.raster import RasterArray, write_cog
+    from terrapipe.geo.vector import write_vector
+    from terrapipe.sample import synth
+
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidInput(f"invalid seed: {seed!r} (expected an integer >= 0)")
     folder = Path(directory).expanduser().resolve()
