@@ -201,7 +201,8 @@ def test_oauth2_token_fetched_once_for_many_concurrent_downloads(http_server, tm
     assert token not in caplog.text and state.client_secret not in caplog.text
 
 
-def test_ftp_download_with_credentials_and_rest_resume(ftp_server, tmp_path):
+def test_ftp_download_with_credentials_and_rest_resume(ftp_server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
     data = payload(400_000, seed=7)
     (ftp_server["root"] / "f.nc").write_bytes(data)
     (tmp_path / "f.nc.part").write_bytes(data[:100_000])
@@ -210,6 +211,7 @@ def test_ftp_download_with_credentials_and_rest_resume(ftp_server, tmp_path):
     with downloader(tmp_path, settings) as d:
         path = d.fetch(RemoteFile(url, size=len(data)), tmp_path)
     assert path.read_bytes() == data
+    assert ftp_server["password"] not in caplog.text
 
 
 def test_ftp_wrong_password_is_not_retried_and_not_leaked(ftp_server, tmp_path):
@@ -220,7 +222,8 @@ def test_ftp_wrong_password_is_not_retried_and_not_leaked(ftp_server, tmp_path):
     assert "Wr0ngFtpPw" not in str(info.value) and "530" in str(info.value)
 
 
-def test_sftp_download_and_credentials_required(sftp_server, tmp_path):
+def test_sftp_download_and_credentials_required(sftp_server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
     data = payload(300_000, seed=9)
     (sftp_server.root / "s.nc").write_bytes(data)
     url = f"sftp://127.0.0.1:{sftp_server.port}/s.nc"
@@ -237,6 +240,12 @@ def test_sftp_download_and_credentials_required(sftp_server, tmp_path):
     with downloader(tmp_path, settings) as d:
         path = d.fetch(RemoteFile(url, size=len(data)), tmp_path)
     assert path.read_bytes() == data
+    bad = {url: {**settings[url], "password": "N0tTheRightOne"}}
+    with downloader(tmp_path, bad) as d, pytest.raises(DownloadError) as info:
+        d.fetch_first([url], tmp_path / "bad")
+    assert "authentication failed" in str(info.value)
+    for secret in (sftp_server.password, "N0tTheRightOne"):
+        assert secret not in caplog.text and secret not in str(info.value)
 
 
 def test_file_scheme(tmp_path):

@@ -140,3 +140,36 @@ def test_all_uris_failing_is_one_error_per_dataset(db, http_server, tmp_path):
     message = str(info.value)
     assert "missing0.nc" in message and "scene0.nc" in message and "404" in message
     assert not any(p.is_file() for p in (tmp_path / "dl").rglob("*"))
+
+
+def test_dataset_lock_serialises_work_on_a_dataset(db, http_server, tmp_path):
+    import threading
+    import time
+
+    from terrapipe.transfer.manager import dataset_lock_key
+
+    seed(db, http_server, n=1)
+    ds_id = str(get_dataset(db, "S2_SCENE_0").id)
+    locks = LockFactory(lock_dir=tmp_path / "locks")
+    results = []
+    with locks.dataset_lock(dataset_lock_key(ds_id)):  # another run works on it
+        m = manager(db, tmp_path, tmp_path / "dl", entry_id="S2_SCENE_0")
+        worker = threading.Thread(target=lambda: results.append(m.download()))
+        worker.start()
+        time.sleep(0.5)
+        assert http_server.state.requests == [] and results == []
+    worker.join(10)
+    assert list(results[0].downloaded) == [ds_id]
+
+
+def test_remove_downloaded_and_forget(db, http_server, tmp_path):
+    from terrapipe.transfer.ops import remove_downloaded
+
+    seed(db, http_server, n=1)
+    report = manager(db, tmp_path, tmp_path / "dl", entry_id="S2_SCENE_0").download()
+    ((key, path),) = report.downloaded.items()
+    remove_downloaded(path)
+    CatalogSource(db).clear_download(key)
+    assert not path.exists()
+    dataset = get_dataset(db, int(key))
+    assert all(u.local_path is None for u in dataset.uris)

@@ -21,8 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from terrapipe.errors import (
@@ -248,13 +250,23 @@ def download_many(
     *,
     workers: int = 8,
     progress: ProgressCallback | None = None,
+    lock: Callable[[DownloadJob], AbstractContextManager[Any]] | None = None,
 ) -> list[DownloadOutcome]:
-    """Run jobs on a thread pool (providers' slots still apply); one outcome per job."""
+    """Run jobs on a thread pool (providers' slots still apply); one outcome per job.
+
+    ``lock(job)``, when given, is held around each job (e.g. the dataset's lock).
+    """
     jobs = list(jobs)
     if workers < 1:
         raise InvalidInput(f"invalid workers {workers!r}: expected >= 1")
 
     def run(job: DownloadJob) -> DownloadOutcome:
+        if lock is not None:
+            with lock(job):
+                return fetch(job)
+        return fetch(job)
+
+    def fetch(job: DownloadJob) -> DownloadOutcome:
         try:
             return DownloadOutcome(
                 job, downloader.fetch_first(job.remotes, job.folder, progress=progress)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -76,6 +75,11 @@ class DownloadReport:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def dataset_lock_key(key: str) -> str:
+    """The lock name of a dataset's files (shared by the manager and the workflow tasks)."""
+    return f"catalog:{key}"
 
 
 def dataset_folder(base: str, record: DatasetRecord) -> Path:
@@ -180,10 +184,11 @@ class DownloadManager:
             max_connections=max(self.workers, 1),
         ) as downloader:
             outcomes = download_many(
-                _LockedDownloader(downloader, self.locks),
+                downloader,
                 jobs,
                 workers=self.workers,
                 progress=progress,
+                lock=lambda job: self.locks.dataset_lock(dataset_lock_key(job.key)),
             )
         for outcome in outcomes:
             key = outcome.job.key
@@ -200,14 +205,3 @@ class DownloadManager:
                 failures,
             )
         return report
-
-
-class _LockedDownloader:
-    """A Downloader whose fetch_first holds the dataset lock (one run per dataset at a time)."""
-
-    def __init__(self, downloader: Downloader, locks: LockFactory) -> None:
-        self._downloader, self._locks = downloader, locks
-
-    def fetch_first(self, remotes: Sequence[RemoteFile], folder: Path, *, progress=None) -> Path:
-        with self._locks.dataset_lock(str(folder.resolve())):
-            return self._downloader.fetch_first(remotes, folder, progress=progress)

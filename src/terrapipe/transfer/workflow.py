@@ -44,7 +44,11 @@ def _criteria(query: str, begin: str, end: str, geometry: str) -> dict[str, Any]
 
 
 def _dataset_lock(dataset_id: int):
-    return LockFactory.from_settings().dataset_lock(f"catalog:{dataset_id}", LOCK_TIMEOUT_S)
+    from terrapipe.transfer.manager import dataset_lock_key
+
+    return LockFactory.from_settings().dataset_lock(
+        dataset_lock_key(str(dataset_id)), LOCK_TIMEOUT_S
+    )
 
 
 class SelectDatasets(Task):
