@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from terrapipe.core.runs import NodeView, Run
-from terrapipe.core.values import encode_outputs, outputs_for_humans
 
 STATE_STYLE = {
     "succeeded": "green",
@@ -27,8 +27,30 @@ def styled(state: str) -> str:
     return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
 
 
-def _short(value: Any, width: int = 60) -> str:
-    text = str(outputs_for_humans(encode_outputs(value))) if value is not None else ""
+def summarize(value: Any) -> str:
+    """A short human view of task outputs: layers by name, files by name, scalars as is."""
+    if value is None:
+        return ""
+    if isinstance(value, Path):
+        return value.name
+    if isinstance(value, dict):
+        if isinstance(value.get("layer"), dict):
+            layer = value["layer"]
+            return f"{layer['kind']} layer {layer['dataset']} ({len(layer['files'])} files)"
+        parts = [
+            f"{k}={summarize(v)}" if not isinstance(v, dict) or "layer" in v else f"{k}={{…}}"
+            for k, v in value.items()
+        ]
+        return ", ".join(parts)
+    if isinstance(value, list | tuple):
+        if len(value) > 4:
+            return f"[{summarize(value[0])}, … {len(value)} items]"
+        return "[" + ", ".join(summarize(v) for v in value) + "]"
+    return str(value)
+
+
+def _short(value: Any, width: int = 70) -> str:
+    text = summarize(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

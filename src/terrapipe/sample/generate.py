@@ -91,6 +91,18 @@ def _write_json(data: dict[str, Any], dest: Path) -> None:
 
 def generate_sample_region(directory: str | Path, *, seed: int = DEFAULT_SEED) -> SampleManifest:
     """Generate the fictional sample region into ``directory`` (no-op if already complete)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInput(f"invalid seed: {seed!r} (expected an integer >= 0)")
+    folder = Path(directory).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"not a directory: {folder}")
+    existing = load_manifest(folder)
+    if (
+        existing is not None
+        and existing.data.get("seed") == seed
+        and existing.data.get("generator_version") == GENERATOR_VERSION
+    ):
+        return existing
     # heavy imports (pyflwdir compiles with numba) only when there is something to generate
     import numpy as np
 
@@ -105,18 +117,6 @@ def generate_sample_region(directory: str | Path, *, seed: int = DEFAULT_SEED) -
     from terrapipe.geo.vector import write_vector
     from terrapipe.sample import synth
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidInput(f"invalid seed: {seed!r} (expected an integer >= 0)")
-    folder = Path(directory).expanduser().resolve()
-    if folder.exists() and not folder.is_dir():
-        raise InvalidInput(f"not a directory: {folder}")
-    existing = load_manifest(folder)
-    if (
-        existing is not None
-        and existing.data.get("seed") == seed
-        and existing.data.get("generator_version") == GENERATOR_VERSION
-    ):
-        return existing
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
