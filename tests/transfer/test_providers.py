@@ -49,16 +49,16 @@ def test_longest_prefix_wins_and_env_expansion(monkeypatch, tmp_path):
     path.write_text(
         "'https://data.example.org/':\n  username: a\n  max_parallel_downloads: 4\n"
         "'https://data.example.org/secure/':\n  username: b\n  password: ${TP_TEST_PW}\n"
-        "  headers: {X-Key: v}\n"
+        "  headers: {X-Key: ApiKey-987}\n"
     )
     reg = ProviderRegistry.from_file(path)
     assert reg.for_url("https://data.example.org/x.nc").username == "a"
     secure = reg.for_url("https://data.example.org/secure/y.nc")
     assert secure.username == "b" and secure.password.reveal() == "Hunter2-xyz"
-    assert secure.headers == {"X-Key": "v"}
+    assert secure.headers == {"X-Key": "ApiKey-987"}
     assert reg.for_url("https://other.org/").username is None
     for text in (repr(secure), str(secure), repr(reg), repr(secure.password)):
-        assert "Hunter2-xyz" not in text
+        assert "Hunter2-xyz" not in text and "ApiKey-987" not in text
     assert pickle.loads(pickle.dumps(secure.password)) == secure.password
 
 

@@ -141,11 +141,12 @@ def download_command(
         save_path=save_path,
         **criteria,
     )
-    if show_progress(json_output):
-        with _progress() as progress:
-            report = manager.download(progress=_Bars(progress), raise_on_error=False)
-    else:
-        report = manager.download(raise_on_error=False)
+    with manager:
+        if show_progress(json_output):
+            with _progress() as progress:
+                report = manager.download(progress=_Bars(progress), raise_on_error=False)
+        else:
+            report = manager.download(raise_on_error=False)
     if json_output:
         print_json(report.to_dict())
     else:

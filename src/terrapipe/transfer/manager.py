@@ -139,14 +139,27 @@ class DownloadManager:
         self.locks = locks or LockFactory.from_settings()
         self.options = options
         self._source = source
+        self._own_source: Any = None
 
     @property
     def source(self) -> DatasetSource:
         if self._source is None:
             from terrapipe.transfer.catalog_source import CatalogSource
 
-            self._source = CatalogSource.from_settings()
+            self._source = self._own_source = CatalogSource.from_settings()
         return self._source
+
+    def close(self) -> None:
+        """Close the catalog database if this manager opened it."""
+        if self._own_source is not None:
+            self._own_source.db.dispose()
+            self._own_source = self._source = None
+
+    def __enter__(self) -> DownloadManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def select(self) -> list[DatasetRecord]:
         """The matching datasets; refuses (SafetyLimitExceeded) more than max_downloads."""

@@ -49,7 +49,7 @@ KNOWN_KEYS = {
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ProviderSettings:
     """What to use for one URL prefix: credentials, auth type, parallelism, headers."""
 
@@ -81,13 +81,23 @@ class ProviderSettings:
                 "expected a positive integer"
             )
 
+    def __repr__(self) -> str:
+        # header values may be API keys: show their names only
+        return (
+            f"ProviderSettings(prefix={scrub_url(self.prefix)!r}, username={self.username!r}, "
+            f"password={self.password!r}, authentication_type={self.authentication_type!r}, "
+            f"max_parallel_downloads={self.max_parallel_downloads!r}, "
+            f"headers={sorted(self.headers)!r})"
+        )
+
     @property
     def has_credentials(self) -> bool:
         return bool(self.username or self.password or self.authentication_type == "oauth2")
 
     @property
-    def secrets(self) -> tuple[Secret | None, ...]:
-        return (self.password, self.client_secret)
+    def secrets(self) -> tuple[Secret | str | None, ...]:
+        """Values to mask in messages: passwords, client secret, header values."""
+        return (self.password, self.client_secret, *self.headers.values())
 
 
 def _expand(value: Any, where: str) -> Any:

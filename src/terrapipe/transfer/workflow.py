@@ -17,7 +17,9 @@ set, lock files otherwise), so two runs never work on the same dataset's files a
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +45,17 @@ def _criteria(query: str, begin: str, end: str, geometry: str) -> dict[str, Any]
     return criteria
 
 
-def _dataset_lock(dataset_id: int):
+@contextlib.contextmanager
+def _dataset_lock(dataset_id: int) -> Iterator[None]:
+    """Hold the dataset's lock (the same one the DownloadManager takes)."""
     from terrapipe.transfer.manager import dataset_lock_key
 
-    return LockFactory.from_settings().dataset_lock(
-        dataset_lock_key(str(dataset_id)), LOCK_TIMEOUT_S
-    )
+    locks = LockFactory.from_settings()
+    try:
+        with locks.dataset_lock(dataset_lock_key(str(dataset_id)), LOCK_TIMEOUT_S):
+            yield
+    finally:
+        locks.close()
 
 
 class SelectDatasets(Task):
