@@ -20,6 +20,7 @@ from terrapipe.catalog.harvest.report import Failure
 from terrapipe.catalog.timespan import parse_datetime
 from terrapipe.errors import HarvestError
 
+API_TIMEOUT = 60.0  # seconds per STAC API request
 _TIME_KEYS = ("datetime", "start_datetime", "end_datetime")
 _LIFTED = (*_TIME_KEYS, "platform", "instruments", "title", "providers")
 _ROLES = {"data": "data", "metadata": "metadata", "thumbnail": "thumbnail", "overview": "overview"}
@@ -99,7 +100,7 @@ def open_api(url: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            client = pystac_client.Client.open(url)
+            client = pystac_client.Client.open(url, timeout=API_TIMEOUT)
             return client if client.conforms_to(ConformanceClasses.ITEM_SEARCH) else None
     except Exception:  # not a STAC API (a static catalog, or not STAC at all)
         return None

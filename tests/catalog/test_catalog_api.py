@@ -1,0 +1,68 @@
+"""The public surface of terrapipe.catalog, pinned; pure helpers without a database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from shapely.geometry import box
+
+import terrapipe.catalog as catalog
+from terrapipe.catalog.dataset import Dataset, DatasetURI
+from terrapipe.catalog.geometry import bbox_boxes, parse_geometry
+from terrapipe.catalog.rtree import bulk_rows, rtree_rows
+from terrapipe.catalog.timespan import parse_datetime, parse_relative, time_window
+from terrapipe.errors import QueryError
+
+
+def test_public_surface_is_pinned() -> None:
+    assert catalog.__all__ == [
+        "Dataset",
+        "DatasetURI",
+        "SaveResult",
+        "count",
+        "get_dataset",
+        "save_datasets",
+        "search",
+    ]
+
+
+def test_to_dict_is_json_and_pure() -> None:
+    d = Dataset(
+        "x",
+        time_start=datetime(2024, 1, 1, tzinfo=UTC),
+        footprint=box(170, 0, 190, 1),
+        properties={"a": 1},
+        uris=(DatasetURI("s3://b/x.tif", size=3),),
+    )
+    before = repr(d)
+    doc = json.loads(json.dumps(d.to_dict()))
+    assert doc["time_start"] == "2024-01-01T00:00:00+00:00" and doc["uris"][0]["size"] == 3
+    assert repr(d) == before
+
+
+def test_time_parsing() -> None:
+    assert parse_datetime("2024-01-31T10:00:00Z") == datetime(2024, 1, 31, 10, tzinfo=UTC)
+    assert parse_datetime("2024-01-31T12:00:00+02:00") == datetime(2024, 1, 31, 10, tzinfo=UTC)
+    assert parse_relative("12h") == timedelta(hours=12)
+    now = datetime(2024, 5, 10, tzinfo=UTC)
+    assert time_window(relative="7d", now=now) == (now - timedelta(days=7), now)
+    with pytest.raises(QueryError, match="invalid datetime 12"):
+        parse_datetime(12)
+
+
+def test_geometry_inputs_agree() -> None:
+    wkt = parse_geometry("POLYGON ((1 2, 3 2, 3 4, 1 4, 1 2))")
+    assert parse_geometry("1,2,3,4").equals(wkt)
+    assert parse_geometry([1, 2, 3, 4]).equals(wkt)
+    assert parse_geometry(
+        {"type": "Polygon", "coordinates": [[[1, 2], [3, 2], [3, 4], [1, 4], [1, 2]]]}
+    ).equals(wkt)
+    assert bbox_boxes((170, 0, -170, 1)) == [(170, 0, 180.0, 1), (-180.0, 0, -170, 1)]
+
+
+def test_rtree_rows() -> None:
+    assert rtree_rows(3, 170, 0, -170, 1) == [(6, 170, 180.0, 0, 1), (7, -180.0, -170, 0, 1)]
+    rows = bulk_rows([1, 2, 3], [[10, 10, 11, 11], [float("nan")] * 4, [-10, -10, -9, -9]])
+    assert sorted(rows) == [(2, 10.0, 11.0, 10.0, 11.0), (6, -10.0, -9.0, -10.0, -9.0)]
