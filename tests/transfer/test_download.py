@@ -126,14 +126,16 @@ def test_all_uris_failing_raise_one_error_listing_each(http_server, tmp_path):
     http_server.state.files["s.nc"] = payload(1000)
     uris = [
         http_server.url("pub", "missing.nc"),
+        "gopher://old.example.org/s.nc",
         RemoteFile(http_server.url("pub", "s.nc"), size=999),
         RemoteFile(http_server.url("pub", "s.nc"), checksum="md5:" + "0" * 32),
     ]
     with downloader(tmp_path) as d, pytest.raises(DownloadError) as info:
         d.fetch_first(uris, tmp_path / "ds")
-    assert len(info.value.failures) == 3
+    assert len(info.value.failures) == 4
     reasons = [why for _, why in info.value.failures]
-    assert "404" in reasons[0] and "size mismatch" in reasons[1] and "md5 mismatch" in reasons[2]
+    assert "404" in reasons[0] and "'gopher'" in reasons[1]
+    assert "size mismatch" in reasons[2] and "md5 mismatch" in reasons[3]
     assert list((tmp_path / "ds").iterdir()) == []
 
 

@@ -160,19 +160,20 @@ class Downloader:
         name = remote.file_name
         target = folder / name
         part = folder / f"{name}.part"
-        if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._folders.add(folder)
         provider = self.providers.for_url(remote.uri)
         fetcher = self._fetchers[remote.scheme]
         report = (lambda done, total: progress(name, done, total)) if progress else None
         policy = self.options.retry
         for attempt in range(policy.attempts):
             try:
+                if folder not in self._folders:  # one mkdir per folder, not per file
+                    folder.mkdir(parents=True, exist_ok=True)
+                    self._folders.add(folder)
                 with self._slot(remote.uri):
                     total = fetcher.fetch(remote.uri, part, provider, report)
                 break
             except TransientTransferError as exc:
+                self._folders.discard(folder)  # it may have been removed meanwhile
                 if attempt + 1 >= policy.attempts:
                     raise TransientTransferError(
                         f"{exc} (after {policy.attempts} attempts)"
@@ -200,15 +201,16 @@ class Downloader:
             raise InvalidInput("no URI to download")
         failures: list[tuple[str, str]] = []
         for remote in remotes:
-            remote = RemoteFile(remote) if isinstance(remote, str) else remote
+            uri = remote if isinstance(remote, str) else remote.uri
             try:
+                remote = RemoteFile(remote) if isinstance(remote, str) else remote
                 return self.fetch(remote, folder, progress=progress)
             except (DownloadError, InvalidInput) as exc:
-                secrets = self.providers.for_url(remote.uri).secrets
-                reason = scrub_text(str(exc), secrets)
-                failures.append((scrub_url(remote.uri), reason))
-                log.warning("download of %s failed: %s", scrub_url(remote.uri), reason)
-                _discard_part(Path(folder), remote)
+                reason = scrub_text(str(exc), self.providers.for_url(uri).secrets)
+                failures.append((scrub_url(uri), reason))
+                log.warning("download of %s failed: %s", scrub_url(uri), reason)
+                if isinstance(remote, RemoteFile):
+                    _discard_part(Path(folder), remote)
         listing = "; ".join(f"{uri}: {why}" for uri, why in failures)
         raise DownloadError(f"all {len(failures)} URI(s) failed: {listing}", failures)
 
