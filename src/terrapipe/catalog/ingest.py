@@ -272,37 +272,42 @@ def _insert_new_sqlite(conn: Connection, items: list[tuple[Dataset, dict[str, An
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def _escaped(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
 def _copy_text(value: Any) -> str:
     """One value in PostgreSQL COPY text format (NULL is \\N)."""
     if value is None:
         return "\\N"
     if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
+        return _escaped(value)
     if isinstance(value, datetime):
         return value.isoformat() if value.tzinfo else value.isoformat() + "+00:00"
     if isinstance(value, dict | list):
-        return json.dumps(value).translate(_COPY_ESCAPES)
+        return _escaped(json.dumps(value))
     return str(value)
 
 
 def _copy_line(new_id: int, row: dict[str, Any], now: str) -> str:
     """One ``datasets`` row in COPY text format, specialised per column for speed."""
-    text = _copy_text
     footprint = row["footprint"]
-    bbox = [row[b] for b in _BBOX]
     source = row["harvest_source"]
+    start, end = row["time_start"], row["time_end"]
     return "\t".join(
         (
             str(new_id),
-            *(text(row[name]) for name in _META),
-            text(row["time_start"]),
-            text(row["time_end"]),
+            *[_escaped(v) if v is not None else "\\N" for v in map(row.__getitem__, _META)],
+            _copy_text(start) if start is not None else "\\N",
+            _copy_text(end) if end is not None else "\\N",
             ewkb_hex(footprint) if footprint is not None else "\\N",
-            *(repr(v) if v is not None else "\\N" for v in bbox),
-            json.dumps(row["properties"]).translate(_COPY_ESCAPES),
+            *[repr(v) if v is not None else "\\N" for v in map(row.__getitem__, _BBOX)],
+            _escaped(json.dumps(row["properties"])),
             "ok",
             "\\N",
-            json.dumps(source).translate(_COPY_ESCAPES) if source is not None else "\\N",
+            _escaped(json.dumps(source)) if source is not None else "\\N",
             now,
         )
     )
@@ -321,22 +326,28 @@ def _copy_new_postgres(conn: Connection, items: list[tuple[Dataset, dict[str, An
     cursor = conn.connection.driver_connection.cursor()
     columns = ("id", *DATASET_COLUMNS)
     now = _copy_text(items[0][1]["harvested_at"])
-    lines = [_copy_line(new_id, row, now) for new_id, (_, row) in zip(ids, items, strict=True)]
+    lines = (_copy_line(new_id, row, now) for new_id, (_, row) in zip(ids, items, strict=True))
     _copy(cursor, f"COPY datasets ({', '.join(columns)}) FROM STDIN", lines)
-    uri_lines = [
+    uri_lines = (
         "\t".join(_copy_text(v) for v in (new_id, *_uri_values(u)))
         for new_id, (d, _) in zip(ids, items, strict=True)
         for u in d.uris
-    ]
-    if uri_lines:
-        _copy(cursor, f"COPY dataset_uris ({', '.join(URI_COLUMNS)}) FROM STDIN", uri_lines)
+    )
+    _copy(cursor, f"COPY dataset_uris ({', '.join(URI_COLUMNS)}) FROM STDIN", uri_lines)
     cursor.close()
 
 
-def _copy(cursor: Any, statement: str, lines: list[str], chunk: int = 5000) -> None:
+def _copy(cursor: Any, statement: str, lines: Iterable[str], chunk: int = 2000) -> None:
+    """Stream lines to COPY in chunks, so the server works while the next chunk is built."""
     with cursor.copy(statement) as copy:
-        for start in range(0, len(lines), chunk):
-            copy.write("\n".join(lines[start : start + chunk]) + "\n")
+        buffer: list[str] = []
+        for line in lines:
+            buffer.append(line)
+            if len(buffer) >= chunk:
+                copy.write("\n".join(buffer) + "\n")
+                buffer = []
+        if buffer:
+            copy.write("\n".join(buffer) + "\n")
 
 
 def _insert_new_core(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
