@@ -66,3 +66,22 @@ def test_rtree_rows() -> None:
     assert rtree_rows(3, 170, 0, -170, 1) == [(6, 170, 180.0, 0, 1), (7, -180.0, -170, 0, 1)]
     rows = bulk_rows([1, 2, 3], [[10, 10, 11, 11], [float("nan")] * 4, [-10, -10, -9, -9]])
     assert sorted(rows) == [(2, 10.0, 11.0, 10.0, 11.0), (6, -10.0, -9.0, -10.0, -9.0)]
+
+
+def test_bulk_sqlite_times_match_sqlalchemy() -> None:
+    """The bulk path formats datetimes exactly as the ORM column does (lookups compare text)."""
+    from datetime import timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from terrapipe.catalog.ingest import _sqlite_time
+    from terrapipe.catalog.models import datasets_table
+
+    bind = datasets_table.c.time_start.type._cached_bind_processor(sqlite.dialect())
+    for value in (
+        datetime(2020, 1, 1),
+        datetime(2020, 1, 1, 5, tzinfo=timezone(timedelta(hours=-3))),
+        datetime(999, 5, 6, 7, 8, 9, 123),
+        datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+    ):
+        assert _sqlite_time(value) == bind(value)

@@ -200,14 +200,7 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     d = value.astimezone(UTC) if value.tzinfo is not None else value
-    return d.strftime("%Y-%m-%d %H:%M:%S.%f") if d.year >= 1000 else _sqlite_time_slow(d)
-
-
-def _sqlite_time_slow(d: datetime) -> str:
-    return (
-        f"{d.year:04d}-{d.month:02d}-{d.day:02d} "
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}"
-    )
+    return d.isoformat(" ", "microseconds")[:26]  # drop the "+00:00"
 
 
 def _sqlite_tuple(row: dict[str, Any], now: str | None) -> tuple[Any, ...]:
