@@ -57,6 +57,7 @@ def test_longest_prefix_wins_and_env_expansion(monkeypatch, tmp_path):
     assert secure.username == "b" and secure.password.reveal() == "Hunter2-xyz"
     assert secure.headers == {"X-Key": "ApiKey-987"}
     assert reg.for_url("https://other.org/").username is None
+    assert reg.for_url("https://u:p@data.example.org/secure/z").username == "b"
     for text in (repr(secure), str(secure), repr(reg), repr(secure.password)):
         assert "Hunter2-xyz" not in text and "ApiKey-987" not in text
     assert pickle.loads(pickle.dumps(secure.password)) == secure.password

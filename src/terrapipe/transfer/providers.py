@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from terrapipe.errors import DownloadError, ProviderSettingsError
-from terrapipe.transfer.secrets import Secret, reveal, scrub_text, scrub_url
+from terrapipe.transfer.secrets import Secret, reveal, scrub_text, scrub_url, strip_userinfo
 
 AUTH_TYPES = ("basic", "oauth2")
 KNOWN_KEYS = {
@@ -188,6 +188,8 @@ class ProviderRegistry:
 
     def for_url(self, url: str) -> ProviderSettings:
         """The settings whose prefix is the longest match for ``url`` (empty settings if none)."""
+        if "@" in url:
+            url = strip_userinfo(url)[0]
         for provider in self.providers:
             if url.startswith(provider.prefix):
                 return provider
