@@ -13,6 +13,9 @@ from typing import Any
 from terrapipe.errors import Cancelled, InvalidInput
 
 
+_TASK_LOG = logging.getLogger("terrapipe.task")
+
+
 class Context:
     """What a task sees while it runs.
 
@@ -56,10 +59,7 @@ class Context:
         self._scratch: Path | None = None
         self._cancel = cancel_event or threading.Event()
         self._on_progress = on_progress
-        self.log = logging.LoggerAdapter(
-            logging.getLogger(f"terrapipe.task.{node_name}"),
-            {"run_id": run_id, "node": node_key},
-        )
+        self.log = logging.LoggerAdapter(_TASK_LOG, {"run_id": run_id, "node": node_key})
 
     # -- conveniences for geo workflows ------------------------------------------------
     @property

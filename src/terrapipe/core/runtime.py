@@ -26,6 +26,7 @@ class StoreRuntime:
     """Implements :class:`terrapipe.core.execute.Runtime` over a :class:`Database`."""
 
     flush_interval = 0.25
+    key_snapshot_limit = 200_000
 
     def __init__(
         self,
@@ -51,6 +52,10 @@ class StoreRuntime:
         self._progress: dict[str, float] = {}
         self._writer: threading.Thread | None = None
         self._writer_stop = threading.Event()
+        # A snapshot of the keys that exist lets a miss skip the database; a result another
+        # process stores meanwhile is at worst computed twice (results are keyed).
+        task_names = sorted({n.task.name for n in plan.workflow.nodes.values()})
+        self._known_keys = runstore.cache_keys(db, task_names, limit=self.key_snapshot_limit)
         for row in runstore.history(db, plan.workflow.name):
             self._hits[row["cache_key"]] = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
             self._previous[(row["name"], row["item_id"])] = row["cache_key"]
@@ -59,6 +64,8 @@ class StoreRuntime:
     def lookup_cache(self, key: str) -> Hit | None:
         hit = self._hits.get(key)
         if hit is None:
+            if self._known_keys is not None and key not in self._known_keys:
+                return None
             row = runstore.cache_row(self.db, key)
             if row is None:
                 return None

@@ -40,21 +40,32 @@ class LocalEngine:
         """Run every instance of ``runtime.plan`` to a final state."""
         plan = runtime.plan
         work: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        done: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+
+        def run_one(key: str) -> None:
+            try:
+                execute_node(runtime.run_id, key, runtime)
+            except BaseException as exc:  # noqa: BLE001 - never lose a node
+                inst = plan.instances[key]
+                inst.state, inst.error = "failed", f"{type(exc).__name__}: {exc}"
+                runtime.record(inst)
 
         def worker() -> None:
             while True:
-                key = work.get()
-                if key is _STOP:
+                batch = work.get()
+                if batch is _STOP:
                     return
+                finished: list[str] = []
                 try:
-                    execute_node(runtime.run_id, key, runtime)
-                except BaseException as exc:  # noqa: BLE001 - never lose a node
-                    inst = plan.instances[key]
-                    inst.state, inst.error = "failed", f"{type(exc).__name__}: {exc}"
-                    runtime.record(inst)
+                    for key in batch:
+                        if runtime.cancel_event.is_set() and finished:
+                            break  # hand back what is done; the rest is cancelled
+                        run_one(key)
+                        finished.append(key)
                 finally:
-                    done.put(key)
+                    done.put(finished)
+                    if len(finished) < len(batch):
+                        done.put(batch[len(finished) :])
 
         threads = [
             threading.Thread(target=worker, name=f"terrapipe-worker-{i}", daemon=True)
@@ -65,28 +76,45 @@ class LocalEngine:
         inflight: set[str] = set()
 
         def dispatch(ready: list[Instance]) -> None:
-            for inst in ready:
-                inflight.add(inst.key)
-                work.put(inst.key)
+            """Hand ready instances to the pool, in chunks when there are many (fan-out),
+            so the threads hand over work a few hundred times, not once per node."""
+            size = max(1, min(64, len(ready) // (self.workers * 4)))
+            for i in range(0, len(ready), size):
+                chunk = [inst.key for inst in ready[i : i + size]]
+                inflight.update(chunk)
+                work.put(chunk)
+
+        def advance(ready: list[Instance]) -> None:
+            """A lone ready instance with nothing running (a chain) runs right here:
+            no thread hand-over at all. Anything else goes to the pool."""
+            while len(ready) == 1 and not inflight and not runtime.cancel_event.is_set():
+                key = ready[0].key
+                run_one(key)
+                ready = plan.on_done(key)
+                runtime.maybe_flush()
+            dispatch(ready)
 
         restore = self._install_sigint(runtime)
         last_update = 0.0
         runtime.start_writer()
         try:
-            dispatch(plan.start())
-            runtime.maybe_flush(force=True)
+            advance(plan.start())
             while inflight:
                 try:
-                    key = done.get(timeout=0.1)
+                    keys = done.get(timeout=0.1)
                 except queue.Empty:
-                    key = None
-                while key is not None:
-                    inflight.discard(key)
-                    dispatch(plan.on_done(key))
+                    keys = None
+                while keys is not None:
+                    ready: list[Instance] = []
+                    for key in keys:
+                        inflight.discard(key)
+                        if plan.instances[key].done:
+                            ready += plan.on_done(key)
+                    advance(ready)
                     try:
-                        key = done.get_nowait()
+                        keys = done.get_nowait()
                     except queue.Empty:
-                        key = None
+                        keys = None
                 runtime.maybe_flush()
                 if on_update is not None and time.monotonic() - last_update > 0.1:
                     last_update = time.monotonic()
@@ -105,13 +133,13 @@ class LocalEngine:
                 on_update(plan)
 
     def _wind_down(
-        self, runtime: StoreRuntime, inflight: set[str], done: queue.SimpleQueue[str]
+        self, runtime: StoreRuntime, inflight: set[str], done: queue.SimpleQueue[list[str]]
     ) -> None:
         """After a cancel: let running nodes notice for a moment, then cancel the rest."""
         deadline = time.monotonic() + self.grace
         while inflight and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
-                inflight.discard(done.get(timeout=0.05))
+                inflight.difference_update(done.get(timeout=0.05))
         runtime.plan.cancel_pending()
         for inst in runtime.plan.instances.values():
             if inst.state == "cancelled":

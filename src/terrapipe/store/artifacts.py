@@ -19,10 +19,7 @@ class ArtifactStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-
-    @property
-    def staging_root(self) -> Path:
-        return self.root / ".staging"
+        self.staging_root = self.root / ".staging"
 
     def path_for(self, key: str) -> Path:
         return self.root / key

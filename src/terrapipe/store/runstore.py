@@ -143,22 +143,39 @@ def history(db: Database, workflow: str) -> list[dict[str, Any]]:
     ]
 
 
+def cache_keys(db: Database, task_names: list[str], *, limit: int) -> set[str] | None:
+    """Every cache key of these tasks, or None if there are more than ``limit``."""
+    with db.begin() as conn:
+        rows = conn.execute(
+            sa.select(cache_t.c.key).where(cache_t.c.task_name.in_(task_names)).limit(limit + 1)
+        ).all()
+    return None if len(rows) > limit else {r[0] for r in rows}
+
+
 def components_of(db: Database, key: str) -> dict[str, Any] | None:
     with db.begin() as conn:
         return conn.execute(sa.select(cache_t.c.components).where(cache_t.c.key == key)).scalar()
 
 
-def _sql_value(db: Database, column: sa.Column, value: Any) -> Any:
-    """A Python value as the driver expects it, matching what SQLAlchemy would store."""
+def _json_value(value: Any) -> Any:
+    return None if value is None else json.dumps(value)
+
+
+def _sqlite_datetime(value: Any) -> Any:
     if value is None:
         return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite storage format
+
+
+def _converter(db: Database, column: sa.Column) -> Any:
+    """How a value of this column goes to the driver, matching what SQLAlchemy stores."""
     if isinstance(column.type, sa.JSON):
-        return json.dumps(value)
-    if isinstance(value, dt.datetime) and db.is_sqlite:
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+        return _json_value
+    if isinstance(column.type, sa.DateTime) and db.is_sqlite:
+        return _sqlite_datetime
+    return None
 
 
 def bulk_upsert(
@@ -183,7 +200,11 @@ def bulk_upsert(
         f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(cols))}) '
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
     )
-    params = [tuple(_sql_value(db, c, row.get(c.name)) for c in cols) for row in rows]
+    names_conv = [(c.name, _converter(db, c)) for c in cols]
+    params = [
+        tuple(row.get(n) if conv is None else conv(row.get(n)) for n, conv in names_conv)
+        for row in rows
+    ]
     conn.exec_driver_sql(sql, params)
 
 
