@@ -12,7 +12,6 @@ from typing import Any
 
 from terrapipe.errors import Cancelled, InvalidInput
 
-
 _TASK_LOG = logging.getLogger("terrapipe.task")
 
 
