@@ -84,6 +84,14 @@ class LocalEngine:
                 inflight.update(chunk)
                 work.put(chunk)
 
+        last_update = 0.0
+
+        def maybe_update() -> None:
+            nonlocal last_update
+            if on_update is not None and time.monotonic() - last_update > 0.1:
+                last_update = time.monotonic()
+                on_update(plan)
+
         def advance(ready: list[Instance]) -> None:
             """A lone ready instance with nothing running (a chain) runs right here:
             no thread hand-over at all. Anything else goes to the pool."""
@@ -92,10 +100,10 @@ class LocalEngine:
                 run_one(key)
                 ready = plan.on_done(key)
                 runtime.maybe_flush()
+                maybe_update()
             dispatch(ready)
 
         restore = self._install_sigint(runtime)
-        last_update = 0.0
         runtime.start_writer()
         try:
             advance(plan.start())
@@ -116,9 +124,7 @@ class LocalEngine:
                     except queue.Empty:
                         keys = None
                 runtime.maybe_flush()
-                if on_update is not None and time.monotonic() - last_update > 0.1:
-                    last_update = time.monotonic()
-                    on_update(plan)
+                maybe_update()
                 if runtime.cancel_event.is_set():
                     break
             if runtime.cancel_event.is_set():
