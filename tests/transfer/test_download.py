@@ -287,3 +287,25 @@ def test_redirects_followed_and_credentials_not_sent_to_another_host(tmp_path):
         assert same.read_bytes() == data and away.read_bytes() == data
         assert origin.state.authorizations[1] is not None  # same host: kept
         assert other.state.authorizations == [None]  # another host: dropped
+
+
+def test_https_with_ca_bundle_resume_and_auth(https_server, tmp_path):
+    state = https_server.state
+    data = payload(700_000, seed=13)
+    state.files["tls.nc"] = data
+    state.faults["tls.nc"].append("cut")
+    url = https_server.url("private", "tls.nc")
+    with downloader(tmp_path) as d, pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED"):
+        d._sleep = lambda s: pytest.fail("a certificate failure is not retried")
+        d.fetch_first([url], tmp_path / "untrusted")
+    settings = {
+        https_server.base: {
+            "username": state.user,
+            "password": state.password,
+            "ca_bundle": str(https_server.ca_file),
+        }
+    }
+    with downloader(tmp_path, settings) as d:
+        path = d.fetch(RemoteFile(url, size=len(data)), tmp_path / "ok")
+    assert path.read_bytes() == data
+    assert [r for _, p, r in state.requests if p.endswith("tls.nc")][-1] is not None

@@ -202,9 +202,11 @@ class HttpTestServer:
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
+    scheme = "http"
+
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def url(self, area: str, name: str) -> str:
         return f"{self.base}/{area}/{name}"

@@ -8,6 +8,7 @@ more time in its email parser than in the transfer of a 200 KiB file).
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import struct
@@ -165,15 +166,19 @@ class ConnectionPool:
         self.max_idle = max_idle
         self._idle: dict[Key, list[Connection]] = {}
         self._lock = threading.Lock()
-        self._ssl: ssl.SSLContext | None = None
+        self._contexts: dict[str | None, ssl.SSLContext] = {}
 
-    def _context(self) -> ssl.SSLContext:
+    def _context(self, ca_bundle: str | None) -> ssl.SSLContext:
+        """A verifying TLS context (system CAs, or the given CA bundle file)."""
         with self._lock:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            return self._ssl
+            context = self._contexts.get(ca_bundle)
+            if context is None:
+                cafile = os.path.expanduser(ca_bundle) if ca_bundle else None
+                context = ssl.create_default_context(cafile=cafile)
+                self._contexts[ca_bundle] = context
+            return context
 
-    def get(self, key: Key) -> tuple[Connection, bool]:
+    def get(self, key: Key, *, ca_bundle: str | None = None) -> tuple[Connection, bool]:
         """An idle connection (reused=True) or a new one."""
         with self._lock:
             idle = self._idle.get(key)
@@ -184,7 +189,7 @@ class ConnectionPool:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
-                sock = self._context().wrap_socket(sock, server_hostname=host)
+                sock = self._context(ca_bundle).wrap_socket(sock, server_hostname=host)
                 sock.settimeout(self.read_timeout_s)
             else:
                 _set_timeouts(sock, self.read_timeout_s)

@@ -95,24 +95,30 @@ class HttpFetcher:
         except _NETWORK_ERRORS as exc:
             if isinstance(exc, DownloadError):
                 raise
+            message = f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise DownloadError(message) from None  # retrying cannot help
             raise TransientTransferError(
                 f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
             ) from None
 
-    def _open(self, url: str, headers: dict[str, str]) -> tuple[Connection, Response]:
+    def _open(
+        self, url: str, headers: dict[str, str], ca_bundle: str | None = None
+    ) -> tuple[Connection, Response]:
         """Send the request (following redirects); returns the connection and response."""
         origin = urlsplit(url).netloc
         for _ in range(MAX_REDIRECTS + 1):
             key, target = _key(url)
             request_headers = {"Host": urlsplit(url).netloc, **headers}
-            conn, reused = self.pool.get(key)
+            conn, reused = self.pool.get(key, ca_bundle=ca_bundle)
             try:
                 response = conn.request(target, request_headers)
             except (ConnectionError, OSError) as exc:
                 conn.close()
                 if not reused or isinstance(exc, TimeoutError):
                     raise
-                conn, _ = self.pool.get(key)  # a stale keep-alive connection: once more, fresh
+                # a stale keep-alive connection: once more, on a fresh one
+                conn, _ = self.pool.get(key, ca_bundle=ca_bundle)
                 try:
                     response = conn.request(target, request_headers)
                 except BaseException:
@@ -143,7 +149,7 @@ class HttpFetcher:
             conn.close()
 
     def _get(self, url, headers, part: Path, offset: int, provider, progress) -> int | None:
-        conn, response = self._open(url, headers)
+        conn, response = self._open(url, headers, provider.ca_bundle)
         keep = False
         try:
             total, offset = self._check(response, part, offset, provider)

@@ -45,6 +45,7 @@ KNOWN_KEYS = {
     "max_parallel_downloads",
     "headers",
     "known_hosts",
+    "ca_bundle",
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -63,6 +64,7 @@ class ProviderSettings:
     max_parallel_downloads: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     known_hosts: str | None = None
+    ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
         if self.authentication_type not in AUTH_TYPES:
@@ -157,6 +159,7 @@ def parse_provider_settings(
                 max_parallel_downloads=values.get("max_parallel_downloads"),
                 headers={str(k): str(v) for k, v in headers.items()},
                 known_hosts=values.get("known_hosts"),
+                ca_bundle=values.get("ca_bundle"),
             )
         )
     return result
