@@ -168,3 +168,7 @@ class LockTimeout(TerrapipeError, TimeoutError):
 
 class PublishError(TerrapipeError, OSError):
     """A file could not be published to its target."""
+
+
+class LockUnavailable(TerrapipeError, OSError):
+    """The lock service (Redis at TERRAPIPE_REDIS_URL) cannot be reached."""
