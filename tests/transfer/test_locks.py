@@ -129,3 +129,16 @@ def test_dataset_lock_is_exclusive(tmp_path, redis_prefix):
         with factory.dataset_lock("ds-1", timeout=0.2):
             pass
         factory.close()
+
+
+def test_unreachable_redis_is_a_clear_error(tmp_path):
+    import socket
+
+    from terrapipe.errors import LockUnavailable
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    factory = LockFactory(redis_url=f"redis://127.0.0.1:{port}/0", lock_dir=tmp_path)
+    with pytest.raises(LockUnavailable, match="provider:x"):
+        factory.provider_semaphore("x", 2).acquire(timeout=1)

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from terrapipe.errors import InvalidInput, LockTimeout
+from terrapipe.errors import InvalidInput, LockTimeout, LockUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +229,14 @@ class RedisSemaphore:
         return max(1, int(self.lease_s * 1000))
 
     def _try_once(self) -> _RedisLease | None:
+        import redis
+
         token = uuid.uuid4().hex
-        if self._acquire(keys=[self.key], args=[token, self.limit, self.lease_ms]):
-            return _RedisLease(self, token)
-        return None
+        try:
+            acquired = self._acquire(keys=[self.key], args=[token, self.limit, self.lease_ms])
+        except redis.RedisError as exc:
+            raise LockUnavailable(f"cannot take a slot of {self.name!r} on Redis: {exc}") from None
+        return _RedisLease(self, token) if acquired else None
 
     def acquire(self, timeout: float | None = None) -> Lease:
         return _poll(self._try_once, self.name, timeout)
