@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import geopandas as gpd
 import numpy as np
 import rasterio
 from rio_cogeo.cogeo import cog_validate
@@ -85,3 +86,43 @@ def test_safety_limit_fails_the_select_node(db, http_server, tmp_path):
     assert run.state == "failed"
     assert "3 datasets match" in run.nodes["select"].error
     assert http_server.state.requests == []
+
+
+def test_publish_over_sftp(db, http_server, sftp_server, tmp_path):
+    src = tmp_path / "v.geojson"
+    src.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"a": 1},'
+        ' "geometry": {"type": "Point", "coordinates": [75.05, 18.0]}}]}'
+    )
+    http_server.state.files[src.name] = src.read_bytes()
+    save_datasets(
+        db,
+        [
+            Dataset(
+                entry_id="VEC", collection="v", uris=(DatasetURI(http_server.url("pub", src.name)),)
+            )
+        ],
+    )
+    destination = f"sftp://127.0.0.1:{sftp_server.port}/srv/pub"
+    settings = tmp_path / "providers.yml"
+    settings.write_text(
+        f"'{destination}':\n  username: {sftp_server.user}\n  password: {sftp_server.password}\n"
+        f"  known_hosts: {sftp_server.known_hosts}\n"
+    )
+    run = build_workflow().run(
+        {
+            "query": '{"collection": "v"}',
+            "download_directory": str(tmp_path / "dl"),
+            "publish_folder": destination,
+            "url_prefix": "https://x.org/pub",
+            "provider_settings": str(settings),
+        }
+    )
+    assert run.state == "succeeded", {n: [i.error for i in v] for n, v in run.nodes.items()}
+    (out,) = [i.outputs for i in run.nodes["publish"]]
+    (url,) = out["urls"]
+    assert url == f"https://x.org/pub/{out['dataset_id']}/v.parquet"
+    remote = sftp_server.root / "srv" / "pub" / str(out["dataset_id"]) / "v.parquet"
+    frame = gpd.read_parquet(remote)
+    assert frame.geometry.iloc[0].x == 75.05 and list(frame["a"]) == [1]
+    assert sftp_server.password not in str(run.nodes["publish"][0].outputs)

@@ -6,7 +6,9 @@ select (catalog query, safety limit)
       └─ crop         map_over fetch: to ``bbox`` (passes the file through if none)
           └─ convert  map_over crop: first matching converter (raster -> COG, vector ->
               │       GeoParquet), outputs stored as artifacts
-              └─ publish  map_over convert: into ``publish_folder``, returns URLs
+              └─ publish  map_over convert: to ``publish_folder`` (a folder, or
+                          sftp://host/path with credentials from the provider
+                          settings), returns URLs
 ```
 
 Every per-dataset step holds that dataset's lock (Redis when ``TERRAPIPE_REDIS_URL`` is
@@ -176,28 +178,52 @@ class ConvertDataset(Task):
         return {"dataset_id": item["dataset_id"], "paths": outputs}
 
 
+def publish_target(destination: str, url_prefix: str, provider_settings: str | None):
+    """A local folder, or ``sftp://host[:port]/path`` with credentials from provider settings."""
+    from urllib.parse import urlsplit
+
+    from terrapipe.transfer.ops import LocalPublishTarget, SftpPublishTarget
+    from terrapipe.transfer.providers import ProviderRegistry
+
+    if not destination.startswith("sftp://"):
+        return LocalPublishTarget(Path(destination), url_prefix)
+    provider = ProviderRegistry.from_file(provider_settings or None).for_url(destination)
+    parts = urlsplit(destination)
+    if not provider.username:
+        raise InvalidInput(f"no provider settings with a username for {destination!r}")
+    return SftpPublishTarget(
+        host=parts.hostname or "",
+        port=parts.port or 22,
+        root=parts.path or "/",
+        url_prefix=url_prefix,
+        username=provider.username,
+        password=provider.password,
+        known_hosts=provider.known_hosts,
+    )
+
+
 class PublishDataset(Task):
-    """Publish the converted files under ``publish_folder``; returns their URLs."""
+    """Publish the converted files to ``publish_folder`` (local or sftp://); returns URLs."""
 
     name = "publish"
     version = 1
     params = {
-        "publish_folder": Param(str, help="folder served at url_prefix"),
+        "publish_folder": Param(str, help="local folder, or sftp://host[:port]/path"),
         "url_prefix": Param(str, help="URL of publish_folder"),
+        "provider_settings": Param(str, "", "provider settings YAML (SFTP credentials)"),
     }
 
     def needed(self, ctx) -> bool:
         return True  # publication is cheap and the target may have been cleaned
 
     def run(self, ctx) -> dict[str, Any]:
-        from terrapipe.transfer.ops import LocalPublishTarget, publish
+        from terrapipe.transfer.ops import publish
 
         item = ctx.item
         key = str(item["dataset_id"])
-        target = LocalPublishTarget(
-            Path(ctx.params["publish_folder"]) / key,
-            ctx.params["url_prefix"].rstrip("/") + "/" + key,
-        )
+        destination = ctx.params["publish_folder"].rstrip("/") + "/" + key
+        prefix = ctx.params["url_prefix"].rstrip("/") + "/" + key
+        target = publish_target(destination, prefix, ctx.params["provider_settings"])
         urls = [publish(Path(path), target) for path in item["paths"]]
         return {"dataset_id": item["dataset_id"], "urls": urls}
 
