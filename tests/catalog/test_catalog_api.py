@@ -74,7 +74,7 @@ def test_bulk_sqlite_times_match_sqlalchemy() -> None:
 
     from sqlalchemy.dialects import sqlite
 
-    from terrapipe.catalog.ingest import _sqlite_time
+    from terrapipe.catalog.bulk import sqlite_time
     from terrapipe.catalog.models import datasets_table
 
     bind = datasets_table.c.time_start.type._cached_bind_processor(sqlite.dialect())
@@ -84,4 +84,4 @@ def test_bulk_sqlite_times_match_sqlalchemy() -> None:
         datetime(999, 5, 6, 7, 8, 9, 123),
         datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
     ):
-        assert _sqlite_time(value) == bind(value)
+        assert sqlite_time(value) == bind(value)

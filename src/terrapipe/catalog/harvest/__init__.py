@@ -120,17 +120,21 @@ def _run(
 ) -> HarvestReport:
     """Save datasets in batches and record failures; ``replaced`` items are (old_id, item)."""
     batch: list[tuple[str | None, Dataset]] = []
-    for done, entry in enumerate(items, start=1):
-        old_id, item = entry if replaced else (None, entry)
-        if isinstance(item, Failure):
-            _fail(db, report, item)
-        else:
-            batch.append((old_id, item))
-        if len(batch) >= BATCH_SIZE:
-            _flush(db, batch, report)
-            batch = []
-        if progress:
-            progress(done, total)
+    try:
+        for done, entry in enumerate(items, start=1):
+            old_id, item = entry if replaced else (None, entry)
+            if isinstance(item, Failure):
+                _fail(db, report, item)
+            else:
+                batch.append((old_id, item))
+            if len(batch) >= BATCH_SIZE:
+                _flush(db, batch, report)
+                batch = []
+            if progress:
+                progress(done, total)
+    except HarvestError:  # the source broke off (e.g. a STAC API page): keep what was read
+        _flush(db, batch, report)
+        raise
     _flush(db, batch, report)
     return report
 
