@@ -121,6 +121,8 @@ class Response:
         """Read and drop a small rest of the body; True when the connection is reusable."""
         if self.will_close:
             return False
+        if self.done:
+            return True
         scratch = memoryview(bytearray(8192))
         total = 0
         while not self.done and total <= limit:
