@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from terrapipe.cli.output import console, err_console, print_json, show_progress
@@ -25,6 +28,29 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
+@contextlib.contextmanager
+def progress_bar(
+    out: Console, label: str, *, enabled: bool
+) -> Iterator[Callable[[RunPlan], None] | None]:
+    """A rich progress bar fed by the engine's updates (nodes done / known), or nothing."""
+    if not enabled:
+        yield None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=out, transient=True) as bar:
+        task_id = bar.add_task(label, total=None)
+
+        def update(plan: RunPlan) -> None:
+            bar.update(task_id, completed=plan.n_done, total=len(plan.instances))
+
+        yield update
+
+
 def run_command(
     workflow: str = typer.Argument(..., help="Workflow name (see `terrapipe workflows list`)."),
     param: list[str] = typer.Option([], "--param", "-p", help="A parameter, key=value."),
@@ -41,31 +67,7 @@ def run_command(
     """Run WORKFLOW with parameters; exit 0 when it succeeds, 1 when it fails."""
     params = parse_params(param)
     out = console()
-    if show_progress(json_output):
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=out,
-            transient=True,
-        ) as bar:
-            task_id = bar.add_task(workflow, total=None)
-
-            def update(plan: RunPlan) -> None:
-                bar.update(task_id, completed=plan.n_done, total=len(plan.instances))
-
-            run = submit(
-                workflow,
-                params,
-                engine=engine,
-                workers=workers,
-                force=force,
-                version=version,
-                modules=module,
-                on_update=update,
-            )
-    else:
+    with progress_bar(out, workflow, enabled=show_progress(json_output)) as update:
         run = submit(
             workflow,
             params,
@@ -74,6 +76,7 @@ def run_command(
             force=force,
             version=version,
             modules=module,
+            on_update=update,
         )
     if json_output:
         print_json(run.to_dict())

@@ -41,53 +41,63 @@ ROI_PARAMS = {
 }
 
 
-class ClipRasterTask(Task):
+class _ClipTask(Task):
+    """Clip the file in parameter ``source_param`` to the ROI; subclasses do the clip."""
+
+    source_param = ""
+    kind = ""
+    ext = ""
+
+    def clip(self, source: Path, roi, out: Path) -> dict:
+        raise NotImplementedError
+
+    def run(self, ctx: Context):
+        source = _need_file(ctx.params[self.source_param], self.source_param)
+        roi = _roi(ctx)
+        roi_out = roi_output(roi)
+        dataset = f"{slugify(source.stem, sep='-')}-clip"
+        out = ctx.artifact_path(artifact_name(dataset, roi_out, ctx.task_version, self.ext))
+        properties = self.clip(source, roi, out)
+        return layer_output(
+            ctx,
+            dataset=dataset,
+            kind=self.kind,
+            files=[out],
+            roi=roi_out,
+            derived_from=[source],
+            properties=properties,
+        )
+
+
+class ClipRasterTask(_ClipTask):
     """Clip a raster to an ROI as a Cloud Optimized GeoTIFF (windowed read)."""
 
     name = "clip-raster"
     version = 1
     params = {"raster": Param(Path, help="raster file"), **ROI_PARAMS}
+    source_param, kind, ext = "raster", "raster", "tif"
 
-    def run(self, ctx: Context):
+    def clip(self, source: Path, roi, out: Path) -> dict:
         from terrapipe.geo.raster import clip_raster
 
-        source = _need_file(ctx.params["raster"], "raster")
-        roi = _roi(ctx)
-        roi_out = roi_output(roi)
-        dataset = f"{slugify(source.stem, sep='-')}-clip"
-        out = ctx.artifact_path(artifact_name(dataset, roi_out, ctx.task_version, "tif"))
         clip_raster(source, roi, out)
-        return layer_output(
-            ctx, dataset=dataset, kind="raster", files=[out], roi=roi_out, derived_from=[source]
-        )
+        return {}
 
 
-class ClipVectorTask(Task):
+class ClipVectorTask(_ClipTask):
     """Clip a vector file to an ROI as GeoParquet."""
 
     name = "clip-vector"
     version = 1
     params = {"vector": Param(Path, help="vector file"), **ROI_PARAMS}
+    source_param, kind, ext = "vector", "vector", "parquet"
 
-    def run(self, ctx: Context):
+    def clip(self, source: Path, roi, out: Path) -> dict:
         from terrapipe.geo.vector import clip_vector, read_vector, write_vector
 
-        source = _need_file(ctx.params["vector"], "vector")
-        roi = _roi(ctx)
-        roi_out = roi_output(roi)
-        dataset = f"{slugify(source.stem, sep='-')}-clip"
         clipped = clip_vector(read_vector(source), roi, name=str(source))
-        out = ctx.artifact_path(artifact_name(dataset, roi_out, ctx.task_version, "parquet"))
         write_vector(clipped, out)
-        return layer_output(
-            ctx,
-            dataset=dataset,
-            kind="vector",
-            files=[out],
-            roi=roi_out,
-            derived_from=[source],
-            properties={"features": len(clipped)},
-        )
+        return {"features": len(clipped)}
 
 
 def _zones_roi(zones_path: Path, zones) -> dict:
