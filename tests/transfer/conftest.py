@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from transfer_data import REDIS_URL
 from transfer_http_server import HttpTestServer
 from transfer_sftp_server import SftpTestServer
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture

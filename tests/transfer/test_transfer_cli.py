@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_manager import seed
+from transfer_data import seed
 
 from terrapipe.cli.main import main
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from rasterio.shutil import copy as rio_copy
-from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import Point, Polygon
+from transfer_data import write_raster
 
 from terrapipe.errors import InvalidInput, NoConverter
 from terrapipe.transfer.converters import (
@@ -22,31 +20,6 @@ from terrapipe.transfer.converters import (
     ParameterSelector,
     RasterToCOG,
 )
-
-
-def write_raster(path: Path, driver: str = "GTiff", size: int = 600, dtype="int16") -> np.ndarray:
-    """A random raster with a nodata corner; NetCDF and JPEG2000 through a GeoTIFF copy."""
-    rng = np.random.default_rng(42)
-    data = rng.integers(1, 1000, size=(1, size, size)).astype(dtype)
-    data[0, :10, :10] = 0
-    gtiff = path if driver == "GTiff" else path.with_suffix(".src.tif")
-    profile = dict(
-        driver="GTiff",
-        width=size,
-        height=size,
-        count=1,
-        dtype=dtype,
-        crs="EPSG:32643",
-        transform=from_origin(500000, 2000000, 30, 30),
-        nodata=0,
-    )
-    with rasterio.open(gtiff, "w", **profile) as dst:
-        dst.write(data)
-    if driver != "GTiff":
-        options = {"QUALITY": 100, "REVERSIBLE": "YES"} if driver == "JP2OpenJPEG" else {}
-        rio_copy(gtiff, path, driver=driver, **options)
-        gtiff.unlink()
-    return data
 
 
 class ProductManager(ConversionManager):

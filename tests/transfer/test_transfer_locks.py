@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from transfer_data import REDIS_URL
 
-from conftest import REDIS_URL
 from terrapipe.errors import LockTimeout
 from terrapipe.transfer.locks import FileSemaphore, LockFactory, RedisSemaphore, hold
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime
-
 import pytest
 import sqlalchemy as sa
-from shapely.geometry import box
+from transfer_data import seed
 
-from terrapipe.catalog.dataset import Dataset, DatasetURI
-from terrapipe.catalog.ingest import save_datasets
 from terrapipe.catalog.models import uris_table
 from terrapipe.catalog.query import get_dataset
 from terrapipe.errors import DownloadError, NoDatasetsFound, SafetyLimitExceeded
@@ -20,34 +15,6 @@ from terrapipe.transfer.manager import DownloadManager
 from terrapipe.transfer.policy import RetryPolicy, TransferOptions
 
 FAST = TransferOptions(retry=RetryPolicy(attempts=2, backoff_s=0.01), read_timeout_s=5)
-
-
-def seed(db, http_server, n: int = 3) -> list[bytes]:
-    bodies = []
-    datasets = []
-    for i in range(n):
-        body = hashlib.sha512(str(i).encode()).digest() * 100
-        bodies.append(body)
-        http_server.state.files[f"scene{i}.nc"] = body
-        datasets.append(
-            Dataset(
-                entry_id=f"S2_SCENE_{i}",
-                collection="s2",
-                time_start=datetime(2024, 1 + i, 5, tzinfo=UTC),
-                footprint=box(77 + i, 12, 77.5 + i, 12.5),
-                uris=(
-                    DatasetURI(http_server.url("pub", f"missing{i}.nc")),
-                    DatasetURI(
-                        http_server.url("pub", f"scene{i}.nc"),
-                        size=len(body),
-                        checksum="sha256:" + hashlib.sha256(body).hexdigest(),
-                    ),
-                    DatasetURI("s3://bucket/unsupported.nc", role="data"),
-                ),
-            )
-        )
-    save_datasets(db, datasets)
-    return bodies
 
 
 def manager(db, tmp_path, directory, **kw) -> DownloadManager:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 from shapely.geometry import Point
-from test_converters import write_raster
+from transfer_data import write_raster
 
 from terrapipe.errors import InvalidInput, UnsafeArchive
 from terrapipe.transfer.ops import (

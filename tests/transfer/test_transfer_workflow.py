@@ -9,7 +9,7 @@ import numpy as np
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import box
-from test_converters import write_raster
+from transfer_data import write_raster
 
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.ingest import save_datasets
