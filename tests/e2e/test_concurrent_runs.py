@@ -34,6 +34,6 @@ def test_three_processes_share_one_store(tp_home: Path) -> None:
         assert doc["state"] == "succeeded"
         assert doc["nodes"]["total"]["outputs"] == sum(i * i for i in range(1, n + 1))
     listed = subprocess.run(
-        [*cmd[:-1], "runs", "list", "--json"], env=env, capture_output=True, text=True, check=True
+        [*cmd[:3], "runs", "list", "--json"], env=env, capture_output=True, text=True, check=True
     )
     assert [r["state"] for r in json.loads(listed.stdout)] == ["succeeded"] * 3

@@ -8,6 +8,7 @@ terrapipe adds its own migration on its own branch; we upgrade to all ``heads``)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from terrapipe.errors import StoreError
 from terrapipe.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_LOCK_KEY = 0x7E44A91  # advisory lock id of terrapipe migrations on PostgreSQL
 
 
 class Base(DeclarativeBase):
@@ -87,7 +89,12 @@ class Database:
             yield conn
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision of every migration branch."""
+        """Bring the schema to the newest revision of every migration branch.
+
+        Several processes may open a new database at once: migrations run under a lock (a
+        file lock next to a SQLite file, an advisory lock on PostgreSQL) and the version is
+        checked again once the lock is held.
+        """
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
@@ -95,17 +102,37 @@ class Database:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        script = ScriptDirectory.from_config(cfg)
-        heads = set(script.get_heads())
+        heads = set(ScriptDirectory.from_config(cfg).get_heads())
+
+        def current(conn: Connection) -> set[str]:
+            return set(MigrationContext.configure(conn).get_current_heads())
+
         try:
-            with self.engine.begin() as conn:
-                current = set(MigrationContext.configure(conn).get_current_heads())
-                if current == heads:
+            with self.engine.connect() as conn:
+                if current(conn) == heads:
+                    return
+            with self._migration_lock(), self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+                if current(conn) == heads:
                     return
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "heads")
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot open the database {self.safe_url}: {exc.orig}") from exc
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        database = self.engine.url.database if self.is_sqlite else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     @property
     def safe_url(self) -> str:
