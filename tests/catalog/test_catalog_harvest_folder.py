@@ -159,3 +159,14 @@ def test_product_and_date_parsing() -> None:
     assert date_from_name("x_20231301_20230405") == datetime(2023, 4, 5, tzinfo=UTC)
     assert date_from_name("tile-2022-02-28-v2") == datetime(2022, 2, 28, tzinfo=UTC)
     assert date_from_name("id_123202301019") is None
+
+
+def test_raster_without_crs_fails_and_progress_is_reported(db, tmp_path: Path, make_raster) -> None:
+    root = tmp_path / "mixed"
+    make_raster(root / "good_20200102.tif", crs="EPSG:32631", origin=(500000, 5000000))
+    make_raster(root / "nocrs_20200103.tif", crs=None, origin=(0, 10))
+    calls: list[tuple[int, int | None]] = []
+    report = harvest(db, root, progress=lambda done, total: calls.append((done, total)))
+    assert (report.added, report.failed) == (1, 1)
+    assert "has no CRS" in report.failures[0].error
+    assert calls == [(1, 2), (2, 2)]

@@ -169,3 +169,31 @@ def test_stac_api_harvest_with_search_params(db, stac_api) -> None:
 def test_search_params_only_for_apis(db, static_catalog: Path) -> None:
     with pytest.raises(HarvestError, match="STAC API only"):
         harvest(db, static_catalog, search={"collections": ["x"]})
+
+
+def test_static_catalog_over_http(db, static_catalog: Path, monkeypatch) -> None:
+    """A static catalog served over HTTP is read as a catalog, not mistaken for an API."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(static_catalog.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/catalog.json"
+        report = harvest(db, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (report.kind, report.added, report.failed) == ("stac", 3, 0)
+    one = get_dataset(db, "S2A_one")
+    assert one.uris[0].uri.endswith("/s2-l2a/S2A_one/S2A_one_B04.tif")
+    assert one.uris[0].uri.startswith("http://127.0.0.1:")
