@@ -178,3 +178,25 @@ def test_entry_point_workflows_are_discovered(capsys, tmp_path: Path, monkeypatc
     assert code == 0
     assert json.loads(out)["nodes"]["hello"]["outputs"] == "hello terrapipe"
     sys.modules.pop("plugin_flows", None)
+
+
+def test_typer_exit_code_is_kept(capsys) -> None:
+    import typer
+
+    from terrapipe.cli import main as cli_main
+
+    @cli_main.app.command("exit-three", hidden=True)
+    def exit_three() -> None:
+        raise typer.Exit(3)
+
+    try:
+        code, _, _ = cli(capsys, "exit-three")
+    finally:
+        cli_main.app.registered_commands.pop()
+    assert code == 3
+
+
+def test_builtin_transfer_workflow_is_registered(capsys) -> None:
+    code, out, _ = cli(capsys, "workflows", "show", "download-crop-convert-publish", "--json")
+    assert code == 0
+    assert [n["name"] for n in json.loads(out)["nodes"]][:2] == ["select", "fetch"]

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the app and map errors to exit codes."""
     stderr = Console(stderr=True)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n
     except errors.TerrapipeError as exc:
         stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exit_code_for(exc))
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             stderr.print("[bold red]aborted[/]")
             sys.exit(130)
         raise
-    sys.exit(EXIT_OK)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,7 @@ BUILTIN_MODULES = (
     "terrapipe.pipelines.stream_order",
     "terrapipe.pipelines.ndvi_timeseries",
     "terrapipe.pipelines.building_blocks",
+    "terrapipe.pipelines.download_crop_convert_publish",
 )
 
 
