@@ -64,8 +64,15 @@ def test_geometry_inputs_agree() -> None:
 
 def test_rtree_rows() -> None:
     assert rtree_rows(3, 170, 0, -170, 1) == [(6, 170, 180.0, 0, 1), (7, -180.0, -170, 0, 1)]
-    rows = bulk_rows([1, 2, 3], [[10, 10, 11, 11], [float("nan")] * 4, [-10, -10, -9, -9]])
-    assert sorted(rows) == [(2, 10.0, 11.0, 10.0, 11.0), (6, -10.0, -9.0, -10.0, -9.0)]
+    nan = [float("nan")] * 4
+    rows = bulk_rows([1, 2, 3, 4], [[10, 10, 11, 11], nan, [-10, -10, -9, -9], [170, 0, -170, 1]])
+    assert sorted(map(tuple, rows)) == [
+        (2, 10.0, 11.0, 10.0, 11.0),
+        (6, -10.0, -9.0, -10.0, -9.0),
+        (8, 170.0, 180.0, 0.0, 1.0),
+        (9, -180.0, -170.0, 0.0, 1.0),
+    ]
+    assert all(type(r[0]) is int for r in rows)
 
 
 def test_bulk_sqlite_times_match_sqlalchemy() -> None:

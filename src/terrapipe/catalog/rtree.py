@@ -28,18 +28,27 @@ def rtree_rows(dataset_id: int, west: float, south: float, east: float, north: f
     ]
 
 
-def bulk_rows(ids: Sequence[int], bounds: np.ndarray) -> list[Row]:
+def bulk_rows(ids: Sequence[int], bounds: np.ndarray) -> list[list[float]]:
     """R*Tree rows for many datasets (``bounds``: west, south, east, north), Z-ordered."""
-    bounds = np.asarray(bounds, dtype=float)
-    keep = ~np.isnan(bounds).any(axis=1)
-    rows: list[Row] = []
-    if not keep.any():
-        return rows
+    b = np.asarray(bounds, dtype=float).reshape(-1, 4)
+    keep = ~np.isnan(b).any(axis=1)
     ids_arr = np.asarray(ids, dtype=np.int64)[keep]
-    b = bounds[keep]
+    b = b[keep]
     order = np.argsort(_zorder((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2), kind="stable")
-    for i in order:
-        rows.extend(rtree_rows(int(ids_arr[i]), *(float(v) for v in b[i])))
+    ids_arr, b = ids_arr[order], b[order]
+    west, south, east, north = b.T
+    crossing = west > east
+    rowid = (ids_arr * 2).astype(float)
+    plain = np.column_stack([rowid, west, np.where(crossing, 180.0, east), south, north])
+    rows = plain.tolist()
+    if crossing.any():
+        c = crossing
+        extra = np.column_stack(
+            [rowid[c] + 1, np.full(c.sum(), -180.0), east[c], south[c], north[c]]
+        )
+        rows.extend(extra.tolist())
+    for row in rows:
+        row[0] = int(row[0])
     return rows
 
 
