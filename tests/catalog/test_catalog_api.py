@@ -23,6 +23,7 @@ def test_public_surface_is_pinned() -> None:
         "SaveResult",
         "count",
         "get_dataset",
+        "record_download",
         "save_datasets",
         "search",
     ]

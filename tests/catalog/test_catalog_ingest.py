@@ -113,3 +113,18 @@ def test_special_characters_round_trip(db) -> None:
         uri.uri,
         "a\\b",
     )
+
+
+def test_record_download(db) -> None:
+    from terrapipe.catalog import record_download
+    from terrapipe.errors import DatasetNotFound
+
+    save_datasets(db, [_ds("dl", 0, uris=(DatasetURI("https://x.test/dl.tif"),))])
+    uri_id = get_dataset(db, "dl").uris[0].id
+    record_download(db, uri_id, local_path="/data/dl.tif", checksum="md5:00", size=42)
+    got = get_dataset(db, "dl").uris[0]
+    assert (got.local_path, got.checksum, got.size) == ("/data/dl.tif", "md5:00", 42)
+    with pytest.raises(DatasetNotFound):
+        record_download(db, 987654, local_path="/x")
+    with pytest.raises(InvalidInput, match="invalid local_path"):
+        record_download(db, uri_id, local_path="")

@@ -30,7 +30,7 @@ from terrapipe.catalog.bulk import (
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
 from terrapipe.catalog.models import datasets_table, uris_table
-from terrapipe.errors import InvalidInput
+from terrapipe.errors import DatasetNotFound, InvalidInput
 from terrapipe.store.db import Database
 
 DEFAULT_BATCH = 5000
@@ -109,6 +109,28 @@ def record_failure(
                     entry_id=entry_id, title=title, collection=collection, properties={}, **values
                 )
             )
+
+
+def record_download(
+    db: Database,
+    uri_id: int,
+    *,
+    local_path: str,
+    checksum: str | None = None,
+    size: int | None = None,
+) -> None:
+    """Note where a dataset URI was downloaded to (and its checksum/size once known)."""
+    if not isinstance(local_path, str) or not local_path:
+        raise InvalidInput(f"invalid local_path {local_path!r}: must be a non-empty path")
+    values: dict[str, Any] = {"local_path": local_path}
+    if checksum is not None:
+        values["checksum"] = checksum
+    if size is not None:
+        values["size"] = size
+    with db.begin() as conn:
+        done = conn.execute(sa.update(uris_table).where(uris_table.c.id == uri_id).values(values))
+        if done.rowcount != 1:
+            raise DatasetNotFound(f"no dataset URI with id {uri_id!r}")
 
 
 def _batches(items: Iterable[Dataset], size: int) -> Iterator[list[Dataset]]:
