@@ -28,7 +28,6 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default SQLite under home."
     )
     redis_url: str | None = None
-    broker_url: str | None = None
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
 

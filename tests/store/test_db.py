@@ -95,3 +95,21 @@ def test_safe_url_masks_password() -> None:
     db = Database("postgresql://user:s3cret@127.0.0.1:1/none", migrate=False)
     assert "s3cret" not in db.safe_url and "***" in db.safe_url
     db.dispose()
+
+
+def test_sweep_removes_only_old_staging_debris(tmp_path) -> None:
+    import os
+    import time
+
+    from terrapipe.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    old = store.staging_root / "crashed-node"
+    new = store.staging_root / "running-node"
+    for d in (old, new):
+        d.mkdir(parents=True)
+        (d / "part.tif").write_text("x")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    assert store.sweep() == 1
+    assert not old.exists() and new.exists()

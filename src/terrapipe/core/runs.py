@@ -348,13 +348,15 @@ def _execute_local(
     from terrapipe.core.runtime import StoreRuntime
     from terrapipe.engines.local import LocalEngine
 
+    artifacts = ArtifactStore(settings.artifacts_dir)
+    artifacts.sweep()  # debris of nodes a crash interrupted long ago
     runtime = StoreRuntime(
         db,
         run_id=run_id,
         plan=RunPlan(wf),
         params=params,
         force=force,
-        artifacts=ArtifactStore(settings.artifacts_dir),
+        artifacts=artifacts,
     )
     runstore.update_run(db, run_id, state="running", started_at=dt.datetime.now(dt.UTC))
     try:

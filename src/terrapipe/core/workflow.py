@@ -8,7 +8,7 @@ workflow may name an upstream before adding it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -354,11 +354,3 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name!r} v{self.version} ({len(self.nodes)} nodes)>"
-
-
-def chain(workflow: Workflow, tasks: Iterable[Any]) -> Workflow:
-    """Add ``tasks`` one after the other (each the upstream of the next)."""
-    previous = None
-    for t in tasks:
-        previous = workflow.add_node(t, previous)
-    return workflow

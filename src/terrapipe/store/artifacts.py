@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,21 @@ class ArtifactStore:
             shutil.rmtree(trash, ignore_errors=True)
         return final
 
-    def sweep(self) -> None:
-        """Remove leftovers of interrupted nodes (staging folders no run will commit)."""
-        shutil.rmtree(self.staging_root, ignore_errors=True)
+    def sweep(self, *, older_than: float = 86400.0) -> int:
+        """Remove staging leftovers of crashed nodes (untouched for ``older_than`` seconds;
+        younger ones may belong to a run in progress). Returns how many were removed."""
+        if not self.staging_root.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for entry in self.staging_root.iterdir():
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
 
 def rewrite_paths(value: Any, old_root: Path, new_root: Path) -> Any:
