@@ -16,8 +16,11 @@ def demo_command(
     roi: str = typer.Option(DEMO_ROI, "--roi", help="Block (state/district/block) or bbox."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Generate the sample region (once), run the five region workflows for one block,
-    list the layers and write report.html. Run it twice: the second time is all cached."""
+    """Run the five region workflows on the sample region and write report.html.
+
+    The sample region is generated on first use. Run it twice: the second time every node
+    is cached.
+    """
     out = console()
 
     def progress(name: str, run) -> None:
