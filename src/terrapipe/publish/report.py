@@ -19,7 +19,8 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
 h1{font-size:1.6rem} table{border-collapse:collapse;margin:1rem 0}
 td,th{border:1px solid #ddd;padding:.3rem .6rem;font-size:.9rem;text-align:left}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1rem}
-.card{border:1px solid #ddd;border-radius:6px;padding:.8rem}
+.card{border:1px solid #ddd;border-radius:6px;padding:.8rem;min-width:0}
+.card h3{font-size:1rem;overflow-wrap:anywhere} .card li{overflow-wrap:anywhere;font-size:.85rem}
 .card img{width:100%;height:auto} .kind{color:#666;font-size:.8rem}
 .ok{color:#0a7d2c} .cached{color:#0b6f8a} .failed{color:#b00020}
 code{font-size:.8rem;word-break:break-all}
@@ -56,6 +57,10 @@ def render_report(
             f"<li><a href='{html.escape(_rel(f, base))}'>{html.escape(Path(f).name)}</a></li>"
             for f in data
         )
+        if len(data) > 4:  # e.g. one NDVI raster per date
+            links = (
+                f"<li><details><summary>{len(data)} files</summary><ul>{links}</ul></details></li>"
+            )
         stac = (
             f"<li><a href='{html.escape(_rel(layer.stac_item, base))}'>STAC item</a></li>"
             if layer.stac_item
