@@ -1,21 +1,26 @@
 """The terrapipe exception tree.
 
     TerrapipeError
-    ├── InvalidInput (ValueError)            bad parameters, files, geometry, queries
-    │   ├── ParameterError                   unknown / missing / wrongly typed run parameter
-    │   ├── WorkflowDefinitionError          duplicate node, unknown upstream, cycle
-    │   └── UnstorableOutput                 a task returned something we cannot persist
-    ├── NotFound (LookupError)
-    │   ├── WorkflowNotFound
-    │   └── RunNotFound
-    ├── TaskError (RuntimeError)             a task raised; wraps the original
-    │   └── TaskTimeout (TimeoutError)
-    ├── Cancelled                            the run or node was cancelled
-    └── StoreError (OSError)                 the database or artifact store failed
+    ├── InvalidInput (ValueError)         bad input: CLI exit 2, HTTP 4xx; a node failing
+    │   │                                 on it makes `terrapipe run` exit 2 as well
+    │   ├── ParameterError                unknown / missing / wrongly typed run parameter
+    │   ├── WorkflowDefinitionError       duplicate node, unknown upstream, cycle
+    │   ├── UnstorableOutput              a task returned something we cannot persist
+    │   ├── GeoInputError                 RoiError (AdminNameNotFound, RoiOutsideData),
+    │   │                                 RasterError (GridMismatch), VectorError
+    │   ├── QueryError, HarvestError      catalog criteria / harvest sources
+    │   └── SafetyLimitExceeded, UnsupportedScheme, ProviderSettingsError, UnsafeArchive
+    ├── NotFound (LookupError)            WorkflowNotFound, RunNotFound, DatasetNotFound,
+    │                                     NoDatasetsFound, NoConverter
+    ├── TaskError (RuntimeError)          a task raised; TaskTimeout (TimeoutError)
+    ├── Cancelled                         the run or node was cancelled
+    ├── StoreError (OSError)              the database or artifact store failed
+    ├── DownloadError (OSError)           TransientTransferError, IntegrityError
+    ├── PublishError, LockUnavailable (OSError); LockTimeout (TimeoutError)
 
-Every subclass also inherits the fitting builtin, so callers may catch either. The CLI maps
-these to exit codes (``cli/main.py``) and the HTTP layer to statuses (``api/errors.py``),
-each in one table; domain code never knows about either.
+Every subclass also inherits the fitting builtin, so callers may catch either (pinned by
+tests/test_public_api.py). The CLI maps these to exit codes (``cli/main.py``) and the HTTP
+layer to statuses, each in one table; domain code never knows about either.
 """
 
 from __future__ import annotations
