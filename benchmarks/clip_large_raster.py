@@ -157,7 +157,8 @@ def main() -> None:
         )
     print(
         f"  ratio big/small: time {r_big['median_s'] / r_small['median_s']:.2f}x, "
-        f"memory {max(r_big['rss_growth_kb'], 1) / max(r_small['rss_growth_kb'], 1):.2f}x "
+        f"peak memory {r_big['peak_rss_kb'] / r_small['peak_rss_kb']:.2f}x "
+        f"(growth {(r_big['rss_growth_kb'] - r_small['rss_growth_kb']) / 1024:+.1f} MB) "
         f"(source is {(args.big / args.small) ** 2:.0f}x larger; target ~1x)"
     )
 
