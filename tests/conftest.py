@@ -95,3 +95,24 @@ def db(db_url: str):
     database = Database(db_url)
     yield database
     database.dispose()
+
+
+CliResult = tuple[int, str, str]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run the ``terrapipe`` command in-process: ``cli("run", "demo")`` -> (code, out, err),
+    with the same error handling and exit codes as the console script."""
+    from terrapipe.cli.main import main
+
+    def run(*args: str) -> CliResult:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -9,19 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from terrapipe.cli.main import main
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 USER_MODULE = textwrap.dedent(
     """
     from terrapipe import Task, Workflow, task
@@ -66,10 +53,8 @@ def user_module(tmp_path: Path) -> Path:
     return path
 
 
-def test_run_json_reports_states_reasons_and_absolute_paths(capsys, user_module) -> None:
-    code, out, err = cli(
-        capsys, "run", "shouting", "-m", str(user_module), "-p", "text=x y", "--json"
-    )
+def test_run_json_reports_states_reasons_and_absolute_paths(cli, user_module) -> None:
+    code, out, err = cli("run", "shouting", "-m", str(user_module), "-p", "text=x y", "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["state"] == "succeeded" and len(doc["run_id"]) == 32
@@ -77,27 +62,25 @@ def test_run_json_reports_states_reasons_and_absolute_paths(capsys, user_module)
     path = Path(doc["nodes"]["save"]["outputs"]["file"])
     assert path.is_absolute() and path.read_text() == "X Y"
     assert doc["nodes"]["words"]["reason"] == "no cached result"
-    code, out, _ = cli(
-        capsys, "run", "shouting", "-m", str(user_module), "-p", "text=x y", "--json"
-    )
+    code, out, _ = cli("run", "shouting", "-m", str(user_module), "-p", "text=x y", "--json")
     doc2 = json.loads(out)
     assert {n["state"] for n in doc2["nodes"]["shout"]} == {"cached"}
     assert doc2["nodes"]["save"]["state"] == "cached"
 
 
-def test_failed_run_exits_1_with_one_line_and_traceback_in_runs_show(capsys, user_module) -> None:
-    code, out, err = cli(capsys, "run", "broken", "-m", str(user_module))
+def test_failed_run_exits_1_with_one_line_and_traceback_in_runs_show(cli, user_module) -> None:
+    code, out, err = cli("run", "broken", "-m", str(user_module))
     assert code == 1
     assert "Traceback" not in out + err
     assert "RuntimeError: explode was asked to fail" in out
-    code, out, _ = cli(capsys, "runs", "list", "--json")
+    code, out, _ = cli("runs", "list", "--json")
     runs = json.loads(out)
     assert runs[0]["state"] == "failed" and runs[0]["workflow"] == "broken"
-    code, out, _ = cli(capsys, "runs", "show", runs[0]["run_id"], "--json")
+    code, out, _ = cli("runs", "show", runs[0]["run_id"], "--json")
     shown = json.loads(out)
     assert shown["nodes"]["explode"]["state"] == "failed"
     assert "raise RuntimeError" in shown["nodes"]["explode"]["traceback"]
-    code, out, _ = cli(capsys, "runs", "show", runs[0]["run_id"][:8])
+    code, out, _ = cli("runs", "show", runs[0]["run_id"][:8])
     assert code == 0 and "Traceback" in out and "upstream_failed" not in out
 
 
@@ -114,15 +97,15 @@ def test_failed_run_exits_1_with_one_line_and_traceback_in_runs_show(capsys, use
         (["run", "demo", "--engine", "spark"], "unknown engine 'spark'"),
     ],
 )
-def test_bad_input_exits_2_with_a_clear_line(capsys, args, message) -> None:
-    code, out, err = cli(capsys, *args)
+def test_bad_input_exits_2_with_a_clear_line(cli, args, message) -> None:
+    code, out, err = cli(*args)
     assert code == 2
     assert message in err
     assert "Traceback" not in out + err
     assert len(err.strip().splitlines()) <= 2
 
 
-def test_cycle_in_user_module_is_bad_input(capsys, tmp_path: Path) -> None:
+def test_cycle_in_user_module_is_bad_input(cli, tmp_path: Path) -> None:
     path = tmp_path / "cyc.py"
     path.write_text(
         textwrap.dedent(
@@ -138,23 +121,23 @@ def test_cycle_in_user_module_is_bad_input(capsys, tmp_path: Path) -> None:
         """
         )
     )
-    code, _, err = cli(capsys, "workflows", "list", "-m", str(path))
+    code, _, err = cli("workflows", "list", "-m", str(path))
     assert code == 2
     assert "has a cycle: " in err and "Traceback" not in err
 
 
-def test_workflows_list_and_show(capsys, user_module) -> None:
-    code, out, _ = cli(capsys, "workflows", "list", "-m", str(user_module), "--json")
+def test_workflows_list_and_show(cli, user_module) -> None:
+    code, out, _ = cli("workflows", "list", "-m", str(user_module), "--json")
     names = {w["name"]: w for w in json.loads(out)}
     assert {"demo", "shouting", "broken"} <= set(names)
     assert names["shouting"]["version"] == "2" and names["shouting"]["params"] == ["text"]
-    code, out, _ = cli(capsys, "workflows", "show", "shouting", "-m", str(user_module))
+    code, out, _ = cli("workflows", "show", "shouting", "-m", str(user_module))
     assert code == 0 and "map over words" in out and "save" in out
-    code, out, _ = cli(capsys, "workflows", "show", "demo", "--mermaid")
+    code, out, _ = cli("workflows", "show", "demo", "--mermaid")
     assert out.startswith("flowchart TD")
 
 
-def test_entry_point_workflows_are_discovered(capsys, tmp_path: Path, monkeypatch) -> None:
+def test_entry_point_workflows_are_discovered(cli, tmp_path: Path, monkeypatch) -> None:
     pkg = tmp_path / "site"
     (pkg / "plugin_flows.py").parent.mkdir(parents=True)
     (pkg / "plugin_flows.py").write_text(
@@ -174,13 +157,13 @@ def test_entry_point_workflows_are_discovered(capsys, tmp_path: Path, monkeypatc
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-flows\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[terrapipe.workflows]\nplugin = plugin_flows:plugin\n")
     monkeypatch.syspath_prepend(str(pkg))
-    code, out, _ = cli(capsys, "run", "from-plugin", "-p", "name=terrapipe", "--json")
+    code, out, _ = cli("run", "from-plugin", "-p", "name=terrapipe", "--json")
     assert code == 0
     assert json.loads(out)["nodes"]["hello"]["outputs"] == "hello terrapipe"
     sys.modules.pop("plugin_flows", None)
 
 
-def test_typer_exit_code_is_kept(capsys) -> None:
+def test_typer_exit_code_is_kept(cli) -> None:
     import typer
 
     from terrapipe.cli import main as cli_main
@@ -190,13 +173,13 @@ def test_typer_exit_code_is_kept(capsys) -> None:
         raise typer.Exit(3)
 
     try:
-        code, _, _ = cli(capsys, "exit-three")
+        code, _, _ = cli("exit-three")
     finally:
         cli_main.app.registered_commands.pop()
     assert code == 3
 
 
-def test_builtin_transfer_workflow_is_registered(capsys) -> None:
-    code, out, _ = cli(capsys, "workflows", "show", "download-crop-convert-publish", "--json")
+def test_builtin_transfer_workflow_is_registered(cli) -> None:
+    code, out, _ = cli("workflows", "show", "download-crop-convert-publish", "--json")
     assert code == 0
     assert [n["name"] for n in json.loads(out)["nodes"]][:2] == ["select", "fetch"]

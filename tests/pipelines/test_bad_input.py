@@ -4,18 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from terrapipe.cli.main import main
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.mark.parametrize(
     ("roi", "message"),
@@ -24,34 +12,31 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
         ("10,10,11,11", "does not"),  # bbox far away from the data
     ],
 )
-def test_bad_roi_exits_2(capsys, region, roi, message) -> None:
+def test_bad_roi_exits_2(cli, region, roi, message) -> None:
     code, out, err = cli(
-        capsys, "run", "catchment-area", "-p", f"roi={roi}", "-p", f"data={region.directory}"
+        "run", "catchment-area", "-p", f"roi={roi}", "-p", f"data={region.directory}"
     )
     assert code == 2, out + err
     assert message in err
     assert "Traceback" not in err
 
 
-def test_not_a_sample_folder_exits_2(capsys, tmp_path) -> None:
-    code, _, err = cli(
-        capsys, "run", "drainage-lines", "-p", "roi=0,0,1,1", "-p", f"data={tmp_path}"
-    )
+def test_not_a_sample_folder_exits_2(cli, tmp_path) -> None:
+    code, _, err = cli("run", "drainage-lines", "-p", "roi=0,0,1,1", "-p", f"data={tmp_path}")
     assert code == 2
     assert "not a complete sample-data folder" in err
 
 
-def test_corrupt_raster_exits_2_naming_the_file(capsys, tmp_path) -> None:
+def test_corrupt_raster_exits_2_naming_the_file(cli, tmp_path) -> None:
     bad = tmp_path / "broken.tif"
     bad.write_bytes(b"this is not a tiff at all")
-    code, _, err = cli(capsys, "run", "clip-raster", "-p", f"raster={bad}", "-p", "roi=0,0,1,1")
+    code, _, err = cli("run", "clip-raster", "-p", f"raster={bad}", "-p", "roi=0,0,1,1")
     assert code == 2
     assert "broken.tif" in err and "Traceback" not in err
 
 
-def test_missing_file_exits_2(capsys, tmp_path) -> None:
+def test_missing_file_exits_2(cli, tmp_path) -> None:
     code, _, err = cli(
-        capsys,
         "run",
         "zonal-stats",
         "-p",

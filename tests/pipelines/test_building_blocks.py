@@ -12,19 +12,12 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
-from terrapipe.cli.main import main
-
 CRS = "EPSG:32644"
 ORIGIN = (500000.0, 2000000.0)
 
 
-def cli_json(capsys, *args: str) -> tuple[int, dict]:
-    try:
-        main([*args, "--json"])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+def cli_json(cli, *args: str) -> tuple[int, dict]:
+    code, out, err = cli(*args, "--json")
     doc = json.loads(out) if out.strip().startswith("{") else {}
     doc["stderr"] = err
     return code, doc
@@ -50,7 +43,7 @@ def raster(tmp_path):
     return path, values
 
 
-def test_zonal_stats_equal_numpy_on_pixel_aligned_zones(capsys, tmp_path, raster) -> None:
+def test_zonal_stats_equal_numpy_on_pixel_aligned_zones(cli, tmp_path, raster) -> None:
     path, values = raster
     x0, y0 = ORIGIN
     # zones aligned to cell edges: rows 0-4 x cols 0-4, and rows 2-9 x cols 5-9
@@ -62,7 +55,7 @@ def test_zonal_stats_equal_numpy_on_pixel_aligned_zones(capsys, tmp_path, raster
     zones_path = tmp_path / "zones.gpkg"
     zones.to_file(zones_path)
     code, doc = cli_json(
-        capsys,
+        cli,
         "run",
         "zonal-stats",
         "-p",
@@ -88,7 +81,7 @@ def test_zonal_stats_equal_numpy_on_pixel_aligned_zones(capsys, tmp_path, raster
     assert csv["mean"].tolist() == pytest.approx(table["mean"].tolist())
 
 
-def test_proximity_equal_shapely_brute_force(capsys, tmp_path) -> None:
+def test_proximity_equal_shapely_brute_force(cli, tmp_path) -> None:
     rng = np.random.default_rng(3)
     x0, y0 = ORIGIN
     feats = gpd.GeoDataFrame(
@@ -106,7 +99,7 @@ def test_proximity_equal_shapely_brute_force(capsys, tmp_path) -> None:
     feats.to_file(fpath)
     targets.to_file(tpath)
     code, doc = cli_json(
-        capsys,
+        cli,
         "run",
         "proximity",
         "-p",
@@ -124,7 +117,7 @@ def test_proximity_equal_shapely_brute_force(capsys, tmp_path) -> None:
         assert out[f"dist_{kind}_m"].tolist() == pytest.approx(brute, abs=0.01)
 
 
-def test_clip_raster_on_own_file_and_no_crs_is_bad_input(capsys, tmp_path, raster) -> None:
+def test_clip_raster_on_own_file_and_no_crs_is_bad_input(cli, tmp_path, raster) -> None:
     path, values = raster
     x0, y0 = ORIGIN
     roi = (
@@ -132,7 +125,7 @@ def test_clip_raster_on_own_file_and_no_crs_is_bad_input(capsys, tmp_path, raste
     )
     # the ROI is in the raster's CRS: pass it as GeoJSON-free WKT with the CRS of the data
     code, doc = cli_json(
-        capsys, "run", "clip-raster", "-p", f"raster={path}", "-p", f"roi=SRID=32644;{roi}"
+        cli, "run", "clip-raster", "-p", f"raster={path}", "-p", f"roi=SRID=32644;{roi}"
     )
     assert code == 0, doc
     with rasterio.open(doc["nodes"]["clip-raster"]["outputs"]["layer"]["files"][0]) as src:
@@ -140,6 +133,6 @@ def test_clip_raster_on_own_file_and_no_crs_is_bad_input(capsys, tmp_path, raste
     bare = tmp_path / "nocrs.tif"
     with rasterio.open(bare, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as dst:
         dst.write(np.ones((4, 4), "uint8"), 1)
-    code, doc = cli_json(capsys, "run", "clip-raster", "-p", f"raster={bare}", "-p", "roi=0,0,1,1")
+    code, doc = cli_json(cli, "run", "clip-raster", "-p", f"raster={bare}", "-p", "roi=0,0,1,1")
     assert code == 2
     assert "nocrs.tif" in doc["stderr"] and "CRS" in doc["stderr"]
