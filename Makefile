@@ -31,6 +31,7 @@ format: $(STAMP)
 
 test: $(STAMP) services
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:
