@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -46,3 +48,17 @@ def test_missing_file_exits_2(cli, tmp_path) -> None:
     )
     assert code == 2
     assert "file not found" in err
+
+
+def test_invalid_roi_is_repaired_and_reported(cli, region) -> None:
+    minx, miny, maxx, maxy = region.data["bbox_4326"]
+    x0, x1 = minx + (maxx - minx) * 0.3, minx + (maxx - minx) * 0.6
+    y0, y1 = miny + (maxy - miny) * 0.3, miny + (maxy - miny) * 0.6
+    bowtie = f"POLYGON(({x0} {y0}, {x1} {y0}, {x0} {y1}, {x1} {y1}, {x0} {y0}))"
+    code, out, err = cli(
+        "run", "drainage-lines", "-p", f"roi={bowtie}", "-p", f"data={region.directory}", "--json"
+    )
+    assert code == 0, err
+    assert "repaired with make_valid" in err and "Self-intersection" in err
+    region_out = json.loads(out)["nodes"]["region"]["outputs"]["roi"]
+    assert region_out["repaired"] is True

@@ -73,9 +73,26 @@ def _register(root: typer.Typer) -> None:
 _register(app)
 
 
+def _configure_logging(stderr: Console) -> None:
+    """Task and library messages go to stderr (stdout stays one JSON document with --json),
+    at ``TERRAPIPE_LOG_LEVEL`` (default WARNING)."""
+    import logging
+    import os
+
+    from rich.logging import RichHandler
+
+    level = os.environ.get("TERRAPIPE_LOG_LEVEL", "WARNING").upper()
+    handler = RichHandler(console=stderr, show_time=False, show_path=False, markup=False)
+    logger = logging.getLogger("terrapipe")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level if level in logging.getLevelNamesMapping() else "WARNING")
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the app and map errors to exit codes."""
     stderr = Console(stderr=True)
+    _configure_logging(stderr)
     try:
         code = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n
     except errors.TerrapipeError as exc:
