@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -26,6 +25,7 @@ from terrapipe.errors import (
 from terrapipe.transfer.policy import TransferOptions
 from terrapipe.transfer.providers import ProviderSettings
 from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
+from terrapipe.transfer.ssh import ssh_client
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +171,7 @@ class SftpFetcher:
             raise UnsupportedScheme(f"sftp needs credentials: {scrub_url(url)}")
         parts = urlsplit(bare)
         path = unquote(parts.path)
-        client = paramiko.SSHClient()
-        if provider.known_hosts:
-            client.load_host_keys(os.path.expanduser(provider.known_hosts))
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        else:
-            client.load_system_host_keys()
-            client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        client = ssh_client(provider.known_hosts)
         try:
             client.connect(
                 parts.hostname or "",

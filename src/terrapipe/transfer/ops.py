@@ -28,6 +28,7 @@ from terrapipe.errors import InvalidInput, PublishError
 from terrapipe.transfer.archives import archive, unarchive
 from terrapipe.transfer.crop import crop
 from terrapipe.transfer.secrets import Secret, reveal, scrub_text
+from terrapipe.transfer.ssh import ssh_client
 
 __all__ = [
     "LocalPublishTarget",
@@ -203,13 +204,7 @@ def publish(
 def _publish_sftp(path: Path, target: SftpPublishTarget, relative: str) -> None:
     import paramiko
 
-    client = paramiko.SSHClient()
-    if target.known_hosts:
-        client.load_host_keys(os.path.expanduser(target.known_hosts))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    else:
-        client.load_system_host_keys()
-        client.set_missing_host_key_policy(paramiko.WarningPolicy())
+    client = ssh_client(target.known_hosts)
     try:
         client.connect(
             target.host,
