@@ -120,7 +120,7 @@ def _sqlite_time(value: datetime) -> str:
 def bench(db: Database, rows: int, searches: int) -> dict[str, float]:
     data = synthetic(rows)
     started = time.perf_counter()
-    save_datasets(db, data, batch_size=20000)
+    save_datasets(db, data, batch_size=20000, bulk_load=True)
     insert_s = time.perf_counter() - started
     del data
     if db.is_sqlite:

@@ -1,23 +1,32 @@
-"""Bulk inserts of new datasets on each backend, bypassing per-row ORM work.
+"""Bulk inserts of new datasets on each backend, column by column, bypassing the ORM.
 
-SQLite: ``executemany`` on the driver (the new rowids are consecutive under the write
-lock), then the R*Tree boxes in Z-order and the URIs. PostgreSQL: ``COPY``
-in binary format through psycopg's C dumpers (the footprint as EWKB).
-Both write exactly what the SQLAlchemy column types would (pinned by tests).
+:func:`prepare` normalises the footprints of a batch once (vectorised shapely). SQLite:
+``executemany`` of tuples zipped from the columns (the new rowids are consecutive under
+the write lock), then the R*Tree boxes in Z-order and the URIs. PostgreSQL: ``COPY`` in
+binary format, the footprint as EWKB and JSON pre-encoded, so psycopg's C row formatter
+does the rest. Both write what the SQLAlchemy column types would (pinned by tests).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
+import orjson
+import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from terrapipe.catalog import rtree
 from terrapipe.catalog.dataset import Dataset, DatasetURI
+from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
 from terrapipe.errors import StoreError
 
 META_COLUMNS = ("entry_id", "title", "collection", "platform", "instrument", "provider")
@@ -33,75 +42,119 @@ DATASET_COLUMNS = (
     *_HARVEST,
 )
 URI_COLUMNS = ("dataset_id", "uri", "role", "name", "media_type", "size", "checksum", "local_path")
-Items = list[tuple[Dataset, dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch of datasets with normalised footprints and their bboxes (NaN: none)."""
+
+    datasets: Sequence[Dataset]
+    geoms: np.ndarray
+    bounds: np.ndarray
+    harvested_at: datetime
+
+    def bbox_columns(self) -> list[list[float | None]]:
+        """West, south, east and north as four lists (None where there is no footprint)."""
+        columns = self.bounds.T.tolist()
+        if np.isnan(self.bounds).any():
+            columns = [[None if v != v else v for v in col] for col in columns]
+        return columns
+
+    def column(self, name: str) -> list[Any]:
+        """One attribute of every dataset."""
+        return list(map(attrgetter(name), self.datasets))
+
+
+def prepare(datasets: Sequence[Dataset]) -> Prepared:
+    """Normalise footprints (vectorised; the slow path only where needed) and take bboxes."""
+    geoms = np.array([d.footprint for d in datasets], dtype=object)
+    bounds = shapely.bounds(geoms)
+    suspect = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
+    suspect |= (bounds[:, 2] - bounds[:, 0] > 180) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180)
+    for i in np.flatnonzero(suspect):
+        geoms[i] = normalize_footprint(geoms[i])
+    bounds = shapely.bounds(geoms)
+    for i in np.flatnonzero((bounds[:, 0] <= -180) & (bounds[:, 2] >= 180)):
+        bounds[i] = footprint_bbox(geoms[i])
+    return Prepared(datasets, geoms, bounds, datetime.now(UTC))
+
+
+def json_text(value: Any) -> str:
+    """JSON text of a properties mapping (orjson; the stdlib's error for what it can't encode)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
 
 
 def sqlite_time(value: datetime | None) -> str | None:
     """A datetime as SQLAlchemy stores it on SQLite (UTC, naive, microseconds)."""
     if value is None:
         return None
-    d = value.astimezone(UTC) if value.tzinfo is not None else value
-    return d.isoformat(" ", "microseconds")[:26]  # drop the "+00:00"
+    if value.tzinfo is not UTC and value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # drop the "+00:00"
 
 
-def _sqlite_tuple(row: dict[str, Any], now: str | None) -> tuple[Any, ...]:
-    source = row["harvest_source"]
-    return (
-        row["entry_id"],
-        row["title"],
-        row["collection"],
-        row["platform"],
-        row["instrument"],
-        row["provider"],
-        sqlite_time(row["time_start"]),
-        sqlite_time(row["time_end"]),
-        row["footprint"],
-        row["bbox_west"],
-        row["bbox_south"],
-        row["bbox_east"],
-        row["bbox_north"],
-        json.dumps(row["properties"]),
-        "ok",
-        None,
-        json.dumps(source) if source is not None else None,
-        now,
+def _sqlite_rows(p: Prepared) -> Iterator[tuple[Any, ...]]:
+    ds = p.datasets
+    wkb = shapely.to_wkb(p.geoms).tolist()
+    return zip(
+        *(p.column(name) for name in META_COLUMNS),
+        [sqlite_time(d.time_start) for d in ds],
+        [sqlite_time(d.time_end) for d in ds],
+        wkb,
+        *p.bbox_columns(),
+        [json_text(d.properties or {}) for d in ds],
+        repeat("ok"),
+        repeat(None),
+        [None if d.harvest_source is None else json_text(d.harvest_source) for d in ds],
+        repeat(sqlite_time(p.harvested_at)),
     )
 
 
-def insert_sqlite(conn: Connection, items: Items) -> None:
-    """Bulk insert on the driver: datasets, their R*Tree boxes (Z-ordered), their URIs."""
+_URI_FIELDS = attrgetter("uri", "role", "name", "media_type", "size", "checksum", "local_path")
+
+
+def _uri_rows(ids: Sequence[int], datasets: Sequence[Dataset]) -> list[tuple[Any, ...]]:
+    rows = [
+        (new_id, *_URI_FIELDS(u)) for new_id, d in zip(ids, datasets, strict=True) for u in d.uris
+    ]
+    for i in [i for i, row in enumerate(rows) if not row[2]]:
+        rows[i] = (*rows[i][:2], "data", *rows[i][3:])
+    return rows
+
+
+def insert_sqlite(conn: Connection, p: Prepared, *, spatial_index: bool = True) -> range:
+    """Bulk insert on the driver: datasets, their R*Tree boxes (Z-ordered), their URIs; ids.
+
+    ``spatial_index=False`` leaves the R*Tree to a rebuild at the end of a deferred load.
+    """
     cursor = conn.connection.driver_connection.cursor()
-    now = sqlite_time(items[0][1]["harvested_at"])
+    ds = p.datasets
     cols = ", ".join(DATASET_COLUMNS)
     marks = ", ".join("?" for _ in DATASET_COLUMNS)
-    cursor.executemany(
-        f"INSERT INTO datasets ({cols}) VALUES ({marks})",
-        [_sqlite_tuple(r, now) for _, r in items],
-    )
+    cursor.executemany(f"INSERT INTO datasets ({cols}) VALUES ({marks})", _sqlite_rows(p))
     # We hold the write lock for the whole transaction, so the new rowids are consecutive.
     last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
-    ids = list(range(last - len(items) + 1, last + 1))
+    ids = range(last - len(ds) + 1, last + 1)
     check = dict(
         cursor.execute(
             "SELECT id, entry_id FROM datasets WHERE id IN (?, ?)", (ids[0], ids[-1])
         ).fetchall()
     )
-    if check != {ids[0]: items[0][0].entry_id, ids[-1]: items[-1][0].entry_id}:
+    if check != {ids[0]: ds[0].entry_id, ids[-1]: ds[-1].entry_id}:
         raise StoreError("bulk insert could not determine the new dataset ids")
-    bounds = np.array(
-        [[r[b] if r[b] is not None else np.nan for b in BBOX_COLUMNS] for _, r in items],
-        dtype=float,
-    )
-    cursor.executemany(rtree.INSERT_SQL, rtree.bulk_rows(ids, bounds))
-    uri_rows = [
-        (new_id, *uri_values(u)) for new_id, (d, _) in zip(ids, items, strict=True) for u in d.uris
-    ]
+    if spatial_index:
+        cursor.executemany(rtree.INSERT_SQL, rtree.bulk_rows(ids, p.bounds))
+    uri_rows = _uri_rows(ids, ds)
     if uri_rows:
         marks = ", ".join("?" for _ in URI_COLUMNS)
         cursor.executemany(
             f"INSERT INTO dataset_uris ({', '.join(URI_COLUMNS)}) VALUES ({marks})", uri_rows
         )
     cursor.close()
+    return ids
 
 
 DATASET_COPY_TYPES = (
@@ -120,22 +173,27 @@ DATASET_COPY_TYPES = (
 URI_COPY_TYPES = ("int4", "text", "varchar", "varchar", "varchar", "int8", "varchar", "text")
 
 
-class _EWKB(bytes):
-    """EWKB bytes sent as a PostGIS geometry in binary COPY."""
-
-
-def _geometry_dumper(oid: int) -> type:
+def _passthrough_dumper(oid: int) -> type:
+    """A binary COPY dumper sending bytes already in the type's wire format."""
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
-    class GeometryDumper(Dumper):
+    class Passthrough(Dumper):
         format = Format.BINARY
 
         def dump(self, obj: bytes) -> bytes:
             return obj
 
-    GeometryDumper.oid = oid
-    return GeometryDumper
+    Passthrough.oid = oid
+    return Passthrough
+
+
+class _Wire(bytes):
+    """Bytes in a type's binary wire format (EWKB for geometry, version 1 + text for jsonb)."""
+
+
+def _jsonb(value: Any) -> bytes:
+    return b"\x01" + json_text(value).encode()
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -144,62 +202,80 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def copy_postgres(conn: Connection, items: Items) -> None:
-    """Bulk insert with binary COPY (psycopg's C dumpers; the footprint as EWKB)."""
+def _copy_cursor(conn: Connection) -> Any:
+    """A driver cursor whose binary COPY sends geometry and jsonb bytes as they are."""
     from psycopg.types import TypeInfo
-    from psycopg.types.json import Jsonb
 
-    ids = (
-        conn.execute(
-            sa.text("SELECT nextval('datasets_id_seq') FROM generate_series(1, :n)"),
-            {"n": len(items)},
-        )
-        .scalars()
-        .all()
-    )
     raw = conn.connection.driver_connection
     geometry = TypeInfo.fetch(raw, "geometry")
     if geometry is None:
         raise StoreError("the PostGIS geometry type is missing (CREATE EXTENSION postgis)")
     cursor = raw.cursor()
-    geometry.register(cursor)
-    cursor.adapters.register_dumper(_EWKB, _geometry_dumper(geometry.oid))
+    jsonb = cursor.adapters.types["jsonb"].oid
+    for oid in (geometry.oid, jsonb):
+        cursor.adapters.register_dumper(_Wire, _passthrough_dumper(oid))
+    cursor.adapters.types.add(geometry)
+    return cursor
+
+
+def _new_ids(conn: Connection, n: int) -> Sequence[int]:
+    """N fresh ids from the sequence: a range unless other sessions took some meanwhile."""
+    low, high, spread = conn.execute(
+        sa.text(
+            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
+            "ELSE array_agg(v) END FROM "
+            "(SELECT nextval('datasets_id_seq') AS v FROM generate_series(1, :n)) AS s"
+        ),
+        {"n": n},
+    ).one()
+    return range(low, high + 1) if spread is None else spread
+
+
+def copy_postgres(conn: Connection, p: Prepared) -> Sequence[int]:
+    """Bulk insert with binary COPY (psycopg's C row formatter, pre-encoded columns); ids."""
+    ds = p.datasets
+    ids = _new_ids(conn, len(ds))
+    wkb = shapely.to_wkb(p.geoms, byte_order=1).tolist()  # little-endian
+    rows = zip(
+        ids,
+        *(p.column(name) for name in META_COLUMNS),
+        [_utc(d.time_start) for d in ds],
+        [_utc(d.time_end) for d in ds],
+        [None if g is None else _Wire(ewkb_4326(g)) for g in wkb],
+        *p.bbox_columns(),
+        [_Wire(_jsonb(d.properties or {})) for d in ds],
+        repeat("ok"),
+        repeat(None),
+        [None if d.harvest_source is None else _Wire(_jsonb(d.harvest_source)) for d in ds],
+        repeat(p.harvested_at),
+    )
+    cursor = _copy_cursor(conn)
     columns = ", ".join(("id", *DATASET_COLUMNS))
     with cursor.copy(f"COPY datasets ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(DATASET_COPY_TYPES)
-        for new_id, (_, r) in zip(ids, items, strict=True):
-            footprint, source = r["footprint"], r["harvest_source"]
-            copy.write_row(
-                (
-                    new_id,
-                    *map(r.__getitem__, META_COLUMNS),
-                    _utc(r["time_start"]),
-                    _utc(r["time_end"]),
-                    _EWKB(ewkb(footprint)) if footprint is not None else None,
-                    *map(r.__getitem__, BBOX_COLUMNS),
-                    Jsonb(r["properties"]),
-                    "ok",
-                    None,
-                    Jsonb(source) if source is not None else None,
-                    r["harvested_at"],
-                )
-            )
+        for row in rows:
+            copy.write_row(row)
     with cursor.copy(
         f"COPY dataset_uris ({', '.join(URI_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.set_types(URI_COPY_TYPES)
-        for new_id, (d, _) in zip(ids, items, strict=True):
-            for u in d.uris:
-                copy.write_row((new_id, *uri_values(u)))
+        for row in _uri_rows(ids, ds):
+            copy.write_row(row)
     cursor.close()
+    return ids
 
 
 def uri_values(u: DatasetURI) -> tuple[Any, ...]:
+    """A URI's column values after ``dataset_id`` (role defaults to ``data``)."""
     return (u.uri, u.role or "data", u.name, u.media_type, u.size, u.checksum, u.local_path)
 
 
-def ewkb(wkb: bytes, srid: int = 4326) -> bytes:
-    """EWKB (what PostGIS reads in binary COPY) from ISO WKB, adding the SRID."""
-    order = "little" if wkb[0] == 1 else "big"
-    kind = int.from_bytes(wkb[1:5], order) | 0x20000000
-    return wkb[:1] + kind.to_bytes(4, order) + srid.to_bytes(4, order) + wkb[5:]
+def ewkb_4326(wkb: bytes) -> bytes:
+    """EWKB with SRID 4326 (what PostGIS reads in binary COPY) from little-endian WKB."""
+    return b"\x01" + _ewkb_header(wkb[1:5]) + wkb[5:]
+
+
+@cache
+def _ewkb_header(kind: bytes) -> bytes:
+    flagged = int.from_bytes(kind, "little") | 0x20000000  # "an SRID follows"
+    return flagged.to_bytes(4, "little") + (4326).to_bytes(4, "little")

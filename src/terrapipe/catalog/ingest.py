@@ -9,26 +9,24 @@ Downloaded state of a URI (``local_path``, ``checksum``) survives a re-harvest.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from terrapipe.catalog import bulk
 from terrapipe.catalog.bulk import (
-    BBOX_COLUMNS,
     DATASET_COLUMNS,
     META_COLUMNS,
     URI_COLUMNS,
     uri_values,
 )
 from terrapipe.catalog.dataset import Dataset, DatasetURI
-from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
+from terrapipe.catalog.deferred import deferred_indexes
 from terrapipe.catalog.models import datasets_table, uris_table
 from terrapipe.errors import DatasetNotFound, InvalidInput
 from terrapipe.store.db import Database
@@ -50,11 +48,23 @@ class SaveResult:
 
 
 def save_datasets(
-    db: Database, datasets: Iterable[Dataset], *, batch_size: int = DEFAULT_BATCH
+    db: Database,
+    datasets: Iterable[Dataset],
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    bulk_load: bool = False,
 ) -> SaveResult:
-    """Insert or update (by ``entry_id``) datasets, one transaction per batch."""
+    """Insert or update (by ``entry_id``) datasets, one transaction per batch.
+
+    ``bulk_load=True`` makes the whole load one transaction (all or nothing; it holds the
+    write lock throughout) and, when ``datasets`` has a length at least the number of
+    stored datasets, drops the secondary and spatial indexes and builds them once at the
+    end: several times faster for large loads (see docs/catalog.md).
+    """
     if batch_size < 1:
         raise InvalidInput(f"invalid batch_size {batch_size!r}: must be >= 1")
+    if bulk_load:
+        return _bulk_load(db, datasets, batch_size)
     total = SaveResult()
     for batch in _batches(datasets, batch_size):
         with db.begin() as conn:
@@ -62,17 +72,49 @@ def save_datasets(
     return total
 
 
-def save_batch(conn: Connection, datasets: Sequence[Dataset]) -> SaveResult:
-    """Upsert one batch inside the caller's transaction (the last duplicate entry wins)."""
+def _bulk_load(db: Database, datasets: Iterable[Dataset], batch_size: int) -> SaveResult:
+    total = SaveResult()
+    with db.begin() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(datasets_table)).scalar()
+        if not (isinstance(datasets, Sized) and len(datasets) >= stored):
+            for batch in _batches(datasets, batch_size):
+                total += save_batch(conn, batch)
+            return total
+        # As large as the catalog or larger: every stored entry id fits in memory as well,
+        # so one scan replaces a lookup per batch, and the indexes are built at the end.
+        t = datasets_table
+        known = {e: i for e, i in conn.execute(sa.select(t.c.entry_id, t.c.id))}
+        with deferred_indexes(conn):
+            for batch in _batches(datasets, batch_size):
+                total += save_batch(conn, batch, spatial_index=False, known=known)
+    return total
+
+
+def save_batch(
+    conn: Connection,
+    datasets: Sequence[Dataset],
+    *,
+    spatial_index: bool = True,
+    known: dict[str, int] | None = None,
+) -> SaveResult:
+    """Upsert one batch inside the caller's transaction (the last duplicate entry wins).
+
+    ``spatial_index=False``: new rows skip the SQLite R*Tree (a deferred load rebuilds it).
+    ``known``: every stored ``entry_id -> id`` (kept up to date here), instead of a query.
+    """
     unique = list({d.entry_id: d for d in _checked(datasets)}.values())
     if not unique:
         return SaveResult()
-    rows = _rows(unique)
-    existing = _existing_ids(conn, [d.entry_id for d in unique])
-    new = [(d, r) for d, r in zip(unique, rows, strict=True) if d.entry_id not in existing]
-    old = [(d, r) for d, r in zip(unique, rows, strict=True) if d.entry_id in existing]
+    if known is None:
+        existing = _existing_ids(conn, [d.entry_id for d in unique])
+    else:
+        existing = {d.entry_id: known[d.entry_id] for d in unique if d.entry_id in known}
+    new = [d for d in unique if d.entry_id not in existing]
+    old = [d for d in unique if d.entry_id in existing]
     if new:
-        _insert_new(conn, new)
+        ids = _insert_new(conn, bulk.prepare(new), spatial_index=spatial_index)
+        if known is not None:
+            known.update(zip((d.entry_id for d in new), ids, strict=True))
     if old:
         _update_existing(conn, old, existing)
     return SaveResult(added=len(new), updated=len(old))
@@ -153,52 +195,36 @@ def _checked(datasets: Sequence[Dataset]) -> Sequence[Dataset]:
     return datasets
 
 
-def _footprints(datasets: Sequence[Dataset]) -> tuple[list[Any], np.ndarray]:
-    """Normalised footprints and their bboxes; vectorised, slow path only where needed."""
-    geoms = np.array([d.footprint for d in datasets], dtype=object)
-    bounds = shapely.bounds(geoms)
-    suspect = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
-    suspect |= (bounds[:, 2] - bounds[:, 0] > 180) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180)
-    for i in np.flatnonzero(suspect):
-        geoms[i] = normalize_footprint(geoms[i])
-    bounds = shapely.bounds(geoms)
-    for i in np.flatnonzero((bounds[:, 0] <= -180) & (bounds[:, 2] >= 180)):
-        bounds[i] = footprint_bbox(geoms[i])
-    return list(geoms), bounds
-
-
-def _rows(datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
-    """Column values of each dataset (footprint as WKB), plus its URIs under ``_uris``."""
-    geoms, bounds = _footprints(datasets)
-    wkb = shapely.to_wkb(np.array(geoms, dtype=object))
-    now = datetime.now(UTC)
-    rows = []
-    for i, d in enumerate(datasets):
-        has_geom = geoms[i] is not None
-        row = {name: getattr(d, name) for name in (*META_COLUMNS, *_TIMES)}
-        row.update(
-            footprint=wkb[i] if has_geom else None,
-            properties=d.properties or {},
-            harvest_status="ok",
-            harvest_error=None,
-            harvest_source=d.harvest_source,
-            harvested_at=now,
-        )
-        for j, name in enumerate(BBOX_COLUMNS):
-            row[name] = float(bounds[i, j]) if has_geom else None
-        row["_uris"] = d.uris
-        rows.append(row)
-    return rows
+def _row_dicts(p: bulk.Prepared) -> list[dict[str, Any]]:
+    """Column values of each dataset (footprint as WKB) for the ORM update path."""
+    wkb = shapely.to_wkb(p.geoms).tolist()
+    west, south, east, north = p.bbox_columns()
+    return [
+        {
+            **{name: getattr(d, name) for name in (*META_COLUMNS, *_TIMES)},
+            "footprint": wkb[i],
+            "bbox_west": west[i],
+            "bbox_south": south[i],
+            "bbox_east": east[i],
+            "bbox_north": north[i],
+            "properties": d.properties or {},
+            "harvest_status": "ok",
+            "harvest_error": None,
+            "harvest_source": d.harvest_source,
+            "harvested_at": p.harvested_at,
+        }
+        for i, d in enumerate(p.datasets)
+    ]
 
 
 def _existing_ids(conn: Connection, entry_ids: list[str]) -> dict[str, int]:
     """Ids of the entry ids already stored: one joined lookup, linear on both backends."""
     if conn.dialect.name == "postgresql":
         query = sa.text(
-            "SELECT d.entry_id, d.id FROM unnest(CAST(:ids AS text[])) AS u(e) "
-            "JOIN datasets d ON d.entry_id = u.e"
+            "SELECT d.entry_id, d.id FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) "
+            "AS u(e) JOIN datasets d ON d.entry_id = u.e"
         )
-        return {e: i for e, i in conn.execute(query, {"ids": entry_ids})}
+        return {e: i for e, i in conn.execute(query, {"ids": bulk.json_text(entry_ids)})}
     if conn.dialect.name == "sqlite":
         query = sa.text(
             "SELECT entry_id, id FROM datasets "
@@ -210,22 +236,21 @@ def _existing_ids(conn: Connection, entry_ids: list[str]) -> dict[str, int]:
     return {e: i for e, i in conn.execute(query)}
 
 
-def _insert_new(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
+def _insert_new(conn: Connection, p: bulk.Prepared, *, spatial_index: bool) -> Sequence[int]:
+    """Insert new datasets; their ids, in order."""
     if conn.dialect.name == "postgresql":
-        bulk.copy_postgres(conn, items)
-    elif conn.dialect.name == "sqlite":
-        bulk.insert_sqlite(conn, items)
-    else:  # pragma: no cover - other backends go through plain Core
-        _insert_new_core(conn, items)
-
-
-def _insert_new_core(conn: Connection, items: list[tuple[Dataset, dict[str, Any]]]) -> None:
-    for d, row in items:
+        return bulk.copy_postgres(conn, p)
+    if conn.dialect.name == "sqlite":
+        return bulk.insert_sqlite(conn, p, spatial_index=spatial_index)
+    ids = []  # pragma: no cover - other backends go through plain Core
+    for d, row in zip(p.datasets, _row_dicts(p), strict=True):  # pragma: no cover
         values = {k: row[k] for k in DATASET_COLUMNS}
         new_id = conn.execute(
             sa.insert(datasets_table).values(**values).returning(datasets_table.c.id)
         ).scalar_one()
         _insert_uris_core(conn, new_id, d.uris, {})
+        ids.append(new_id)
+    return ids  # pragma: no cover
 
 
 def _insert_uris_core(
@@ -245,10 +270,9 @@ def _insert_uris_core(
         conn.execute(sa.insert(uris_table), rows)
 
 
-def _update_existing(
-    conn: Connection, items: list[tuple[Dataset, dict[str, Any]]], existing: dict[str, int]
-) -> None:
+def _update_existing(conn: Connection, old: list[Dataset], existing: dict[str, int]) -> None:
     t, u = datasets_table, uris_table
+    items = list(zip(old, _row_dicts(bulk.prepare(old)), strict=True))
     names = [c for c in DATASET_COLUMNS if c != "entry_id"]
     statement = (
         sa.update(t)

@@ -28,8 +28,12 @@ def rtree_rows(dataset_id: int, west: float, south: float, east: float, north: f
     ]
 
 
-def bulk_rows(ids: Sequence[int], bounds: np.ndarray) -> list[list[float]]:
-    """R*Tree rows for many datasets (``bounds``: west, south, east, north), Z-ordered."""
+def box_arrays(ids: Sequence[int], bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R*Tree rowids and boxes (minx, maxx, miny, maxy) of many bboxes, in Z-order.
+
+    ``bounds`` are (west, south, east, north) rows; NaN rows (no footprint) are skipped and
+    a bbox crossing the antimeridian gives two boxes (rowids ``2*id`` and ``2*id+1``).
+    """
     b = np.asarray(bounds, dtype=float).reshape(-1, 4)
     keep = ~np.isnan(b).any(axis=1)
     ids_arr = np.asarray(ids, dtype=np.int64)[keep]
@@ -38,18 +42,22 @@ def bulk_rows(ids: Sequence[int], bounds: np.ndarray) -> list[list[float]]:
     ids_arr, b = ids_arr[order], b[order]
     west, south, east, north = b.T
     crossing = west > east
-    rowid = (ids_arr * 2).astype(float)
-    plain = np.column_stack([rowid, west, np.where(crossing, 180.0, east), south, north])
-    rows = plain.tolist()
-    if crossing.any():
-        c = crossing
-        extra = np.column_stack(
-            [rowid[c] + 1, np.full(c.sum(), -180.0), east[c], south[c], north[c]]
-        )
-        rows.extend(extra.tolist())
-    for row in rows:
-        row[0] = int(row[0])
-    return rows
+    rowids = np.concatenate([ids_arr * 2, ids_arr[crossing] * 2 + 1])
+    boxes = np.concatenate(
+        [
+            np.column_stack([west, np.where(crossing, 180.0, east), south, north]),
+            np.column_stack(
+                [np.full(crossing.sum(), -180.0), east[crossing], south[crossing], north[crossing]]
+            ),
+        ]
+    )
+    return rowids, boxes
+
+
+def bulk_rows(ids: Sequence[int], bounds: np.ndarray) -> list[Row]:
+    """R*Tree rows for many datasets (``bounds``: west, south, east, north), Z-ordered."""
+    rowids, boxes = box_arrays(ids, bounds)
+    return list(zip(rowids.tolist(), *boxes.T.tolist(), strict=True))
 
 
 def _zorder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
