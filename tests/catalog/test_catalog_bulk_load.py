@@ -181,3 +181,27 @@ def test_failed_bulk_load_leaves_nothing_and_the_indexes_in_place(db) -> None:
     assert count(db, geometry="-180,-90,180,90") == sum(
         d.footprint is not None for d in _random_datasets(20, seed=10, prefix="keep")
     )
+
+
+def test_sqlite_falls_back_to_row_inserts_when_shadow_tables_are_read_only(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """Where the packed build cannot write (defensive mode), the R*Tree is still complete."""
+    from terrapipe.catalog import rtree_pack
+    from terrapipe.errors import StoreError
+    from terrapipe.store.db import Database
+
+    def refuse(*_args, **_kwargs):
+        raise StoreError("shadow tables are read-only")
+
+    monkeypatch.setattr(rtree_pack, "rebuild", refuse)
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    data = _random_datasets(300, seed=12)
+    save_datasets(db, data, bulk_load=True)
+    _rtree_ok(db)
+    assert "inserting the boxes one by one" in caplog.text
+    window = box(-180, -90, 180, 90)
+    assert len(search(db, geometry=window.wkt, limit=1000)) == sum(
+        d.footprint is not None for d in data
+    )
+    db.dispose()

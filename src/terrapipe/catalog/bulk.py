@@ -236,17 +236,18 @@ def copy_postgres(conn: Connection, p: Prepared) -> Sequence[int]:
     ds = p.datasets
     ids = _new_ids(conn, len(ds))
     wkb = shapely.to_wkb(p.geoms, byte_order=1).tolist()  # little-endian
+    # Iterators, not lists: each row is encoded while the server digests the previous ones.
     rows = zip(
         ids,
-        *(p.column(name) for name in META_COLUMNS),
-        [_utc(d.time_start) for d in ds],
-        [_utc(d.time_end) for d in ds],
-        [None if g is None else _Wire(ewkb_4326(g)) for g in wkb],
+        *(map(attrgetter(name), ds) for name in META_COLUMNS),
+        (_utc(d.time_start) for d in ds),
+        (_utc(d.time_end) for d in ds),
+        (None if g is None else _Wire(ewkb_4326(g)) for g in wkb),
         *p.bbox_columns(),
-        [_Wire(_jsonb(d.properties or {})) for d in ds],
+        (_Wire(_jsonb(d.properties or {})) for d in ds),
         repeat("ok"),
         repeat(None),
-        [None if d.harvest_source is None else _Wire(_jsonb(d.harvest_source)) for d in ds],
+        (None if d.harvest_source is None else _Wire(_jsonb(d.harvest_source)) for d in ds),
         repeat(p.harvested_at),
     )
     cursor = _copy_cursor(conn)

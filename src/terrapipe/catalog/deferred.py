@@ -10,13 +10,17 @@ its indexes. The unique ``entry_id`` index stays: upserts look entries up by it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from terrapipe.catalog import rtree
+from terrapipe.catalog import rtree, rtree_pack
+from terrapipe.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 TABLES = ("datasets", "dataset_uris")
 SQLITE_CACHE_KIB = 256 * 1024  # page cache for the load: index pages stay in memory
@@ -73,9 +77,13 @@ def rebuild_sqlite_rtree(conn: Connection) -> None:
     ).fetchall()
     table = np.array(rows, dtype=float).reshape(-1, 5)
     rowids, boxes = rtree.box_arrays(table[:, 0].astype(np.int64), table[:, 1:])
-    from terrapipe.catalog import rtree_pack
-
-    rtree_pack.rebuild(cursor, rtree.TABLE, rowids, boxes)
+    try:
+        rtree_pack.rebuild(cursor, rtree.TABLE, rowids, boxes)
+    except StoreError as exc:  # e.g. shadow tables read-only (SQLITE_DBCONFIG_DEFENSIVE)
+        log.warning("packed R*Tree build failed (%s): inserting the boxes one by one", exc)
+        cursor.execute(f"DELETE FROM {rtree.TABLE}")
+        rows = zip(rowids.tolist(), *boxes.T.tolist(), strict=True)
+        cursor.executemany(rtree.INSERT_SQL, rows)
     cursor.close()
 
 
