@@ -10,6 +10,7 @@ its indexes. The unique ``entry_id`` index stays: upserts look entries up by it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,8 +75,8 @@ def rebuild_sqlite_rtree(conn: Connection) -> None:
     rows = cursor.execute(
         "SELECT id, bbox_west, bbox_south, bbox_east, bbox_north FROM datasets "
         "WHERE bbox_west IS NOT NULL"
-    ).fetchall()
-    table = np.array(rows, dtype=float).reshape(-1, 5)
+    )
+    table = np.fromiter(itertools.chain.from_iterable(rows), dtype=float).reshape(-1, 5)
     rowids, boxes = rtree.box_arrays(table[:, 0].astype(np.int64), table[:, 1:])
     try:
         rtree_pack.rebuild(cursor, rtree.TABLE, rowids, boxes)
