@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import box
 
 import terrapipe.catalog as catalog
@@ -93,3 +95,31 @@ def test_bulk_sqlite_times_match_sqlalchemy() -> None:
         datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
     ):
         assert sqlite_time(value) == bind(value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.datetimes(),
+            st.datetimes(
+                min_value=datetime(2, 1, 1),
+                max_value=datetime(9998, 12, 31),
+                timezones=st.builds(
+                    timezone, st.integers(-23 * 60, 23 * 60).map(lambda m: timedelta(minutes=m))
+                ),
+            ),
+        ),
+        max_size=40,
+    )
+)
+def test_vectorised_sqlite_times_match_sqlalchemy(values) -> None:
+    """``sqlite_times`` (numpy) writes exactly what the ORM column writes, None for None."""
+    from sqlalchemy.dialects import sqlite
+
+    from terrapipe.catalog.bulk import sqlite_times
+    from terrapipe.catalog.models import datasets_table
+
+    bind = datasets_table.c.time_start.type._cached_bind_processor(sqlite.dialect())
+    assert sqlite_times(values) == [bind(v) for v in values]
