@@ -3,6 +3,8 @@
 :func:`save_datasets` is the one write path (harvesters and bulk loads use it). Each batch
 is one transaction: existing entries are updated, new ones inserted in bulk (SQLite
 ``executemany`` on the driver, PostgreSQL ``COPY``), so nothing is ever half-inserted.
+``bulk_load=True`` makes the whole load one transaction and, for a load as large as the
+catalog, builds the indexes once at the end (:mod:`terrapipe.catalog.deferred`).
 Downloaded state of a URI (``local_path``, ``checksum``) survives a re-harvest.
 """
 
