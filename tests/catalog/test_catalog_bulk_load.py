@@ -144,7 +144,9 @@ def test_bulk_load_upserts_what_is_stored_and_within_the_load(db) -> None:
     late_duplicate = Dataset("n00001", title="last wins", footprint=box(50, 50, 51, 51))
     load = [*moved, *fresh, late_duplicate]  # 801 >= 300 stored: deferred indexes
     result = save_datasets(db, load, batch_size=128, bulk_load=True)
-    assert (result.added, result.updated) == (600, 201)
+    # The late duplicate is an update when its first copy was written in an earlier batch
+    # (SQLite), or merged into that copy when both fall into one chunk of the COPY stream.
+    assert result.added == 600 and result.updated in (200, 201)
     assert count(db) == 900
     _rtree_ok(db)
     assert count(db, geometry="10.2,10.2,10.8,10.8") == 200

@@ -24,10 +24,10 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from terrapipe.catalog import rtree
+from terrapipe.catalog import pgcopy, rtree
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
-from terrapipe.errors import StoreError
+from terrapipe.errors import InvalidInput, StoreError
 
 META_COLUMNS = ("entry_id", "title", "collection", "platform", "instrument", "provider")
 BBOX_COLUMNS = ("bbox_west", "bbox_south", "bbox_east", "bbox_north")
@@ -63,6 +63,16 @@ class Prepared:
     def column(self, name: str) -> list[Any]:
         """One attribute of every dataset."""
         return list(map(attrgetter(name), self.datasets))
+
+
+def unique_entries(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """The datasets, checked, one per ``entry_id`` (the last one wins, in first position)."""
+    for d in datasets:
+        if not isinstance(d, Dataset):
+            raise InvalidInput(f"not a Dataset: {d!r}")
+        if not d.entry_id or not isinstance(d.entry_id, str):
+            raise InvalidInput(f"invalid entry_id {d.entry_id!r}: must be a non-empty string")
+    return list({d.entry_id: d for d in datasets}.values())
 
 
 def prepare(datasets: Sequence[Dataset]) -> Prepared:
@@ -184,68 +194,51 @@ def insert_sqlite(conn: Connection, p: Prepared, *, spatial_index: bool = True) 
     return ids
 
 
-DATASET_COPY_TYPES = (
-    "int4",
-    *(["varchar", "text"] + ["varchar"] * 4),
-    "timestamptz",
-    "timestamptz",
-    "geometry",
-    *(["float8"] * 4),
-    "jsonb",
-    "varchar",
-    "text",
-    "jsonb",
-    "timestamptz",
-)
-URI_COPY_TYPES = ("int4", "text", "varchar", "varchar", "varchar", "int8", "varchar", "text")
-
-
-def _passthrough_dumper(oid: int) -> type:
-    """A binary COPY dumper sending bytes already in the type's wire format."""
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
-
-    class Passthrough(Dumper):
-        format = Format.BINARY
-
-        def dump(self, obj: bytes) -> bytes:
-            return obj
-
-    Passthrough.oid = oid
-    return Passthrough
-
-
-class _Wire(bytes):
-    """Bytes in a type's binary wire format (EWKB for geometry, version 1 + text for jsonb)."""
-
-
 def _jsonb(value: Any) -> bytes:
+    """jsonb's binary wire format: version 1, then the JSON text."""
     return b"\x01" + json_text(value).encode()
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+def dataset_fields(ids: Sequence[int], p: Prepared) -> list[pgcopy.Field]:
+    """The COPY fields of the datasets table, in :data:`DATASET_COLUMNS` order after ``id``."""
+    ds, n = p.datasets, len(p.datasets)
+    wkb = shapely.to_wkb(p.geoms, byte_order=1).tolist()  # little-endian
+    no_bbox = np.isnan(p.bounds[:, 0])
+    sources = p.column("harvest_source")
+    return [
+        pgcopy.int4(np.asarray(ids, dtype=np.int64)),
+        *(pgcopy.text(p.column(name)) for name in META_COLUMNS),
+        pgcopy.timestamptz(p.column("time_start")),
+        pgcopy.timestamptz(p.column("time_end")),
+        pgcopy.raw([None if g is None else ewkb_4326(g) for g in wkb]),
+        *(pgcopy.float8(p.bounds[:, j], no_bbox) for j in range(4)),
+        pgcopy.raw([_jsonb(d.properties or {}) for d in ds]),
+        pgcopy.constant(b"ok", n),
+        pgcopy.constant(None, n),
+        pgcopy.raw([None if s is None else _jsonb(s) for s in sources]),
+        pgcopy.constant(pgcopy.timestamptz([p.harvested_at]).data, n),
+    ]
 
 
-def _copy_cursor(conn: Connection) -> Any:
-    """A driver cursor whose binary COPY sends geometry and jsonb bytes as they are."""
-    from psycopg.types import TypeInfo
+def uri_fields(ids: Sequence[int], datasets: Sequence[Dataset]) -> list[pgcopy.Field]:
+    """The COPY fields of the URIs of these datasets, in :data:`URI_COLUMNS` order."""
+    counts = np.fromiter((len(d.uris) for d in datasets), dtype=np.int64, count=len(datasets))
+    uris = [u for d in datasets for u in d.uris]
+    column = [list(map(attrgetter(name), uris)) for name in URI_COLUMNS[1:]]
+    uri, role, name, media_type, size, checksum, local_path = column
+    return [
+        pgcopy.int4(np.repeat(np.asarray(ids, dtype=np.int64), counts)),
+        pgcopy.text(uri),
+        pgcopy.text([r or "data" for r in role]),
+        pgcopy.text(name),
+        pgcopy.text(media_type),
+        pgcopy.int8(size),
+        pgcopy.text(checksum),
+        pgcopy.text(local_path),
+    ]
 
-    raw = conn.connection.driver_connection
-    geometry = TypeInfo.fetch(raw, "geometry")
-    if geometry is None:
-        raise StoreError("the PostGIS geometry type is missing (CREATE EXTENSION postgis)")
-    cursor = raw.cursor()
-    jsonb = cursor.adapters.types["jsonb"].oid
-    for oid in (geometry.oid, jsonb):
-        cursor.adapters.register_dumper(_Wire, _passthrough_dumper(oid))
-    cursor.adapters.types.add(geometry)
-    return cursor
 
-
-def _new_ids(conn: Connection, n: int) -> Sequence[int]:
+def new_ids(conn: Connection, n: int) -> Sequence[int]:
     """N fresh ids from the sequence: a range unless other sessions took some meanwhile."""
     low, high, spread = conn.execute(
         sa.text(
@@ -259,36 +252,17 @@ def _new_ids(conn: Connection, n: int) -> Sequence[int]:
 
 
 def copy_postgres(conn: Connection, p: Prepared) -> Sequence[int]:
-    """Bulk insert with binary COPY (psycopg's C row formatter, pre-encoded columns); ids."""
-    ds = p.datasets
-    ids = _new_ids(conn, len(ds))
-    wkb = shapely.to_wkb(p.geoms, byte_order=1).tolist()  # little-endian
-    # Iterators, not lists: each row is encoded while the server digests the previous ones.
-    rows = zip(
-        ids,
-        *(map(attrgetter(name), ds) for name in META_COLUMNS),
-        (_utc(d.time_start) for d in ds),
-        (_utc(d.time_end) for d in ds),
-        (None if g is None else _Wire(ewkb_4326(g)) for g in wkb),
-        *p.bbox_columns(),
-        (_Wire(_jsonb(d.properties or {})) for d in ds),
-        repeat("ok"),
-        repeat(None),
-        (None if d.harvest_source is None else _Wire(_jsonb(d.harvest_source)) for d in ds),
-        repeat(p.harvested_at),
-    )
-    cursor = _copy_cursor(conn)
-    columns = ", ".join(("id", *DATASET_COLUMNS))
-    with cursor.copy(f"COPY datasets ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(DATASET_COPY_TYPES)
-        for row in rows:
-            copy.write_row(row)
-    with cursor.copy(
-        f"COPY dataset_uris ({', '.join(URI_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(URI_COPY_TYPES)
-        for row in _uri_rows(ids, ds):
-            copy.write_row(row)
+    """Bulk insert with binary COPY, each batch encoded column-wise with numpy; the ids."""
+    ids = new_ids(conn, len(p.datasets))
+    cursor = conn.connection.driver_connection.cursor()
+    for table, columns, fields in (
+        ("datasets", ("id", *DATASET_COLUMNS), dataset_fields(ids, p)),
+        ("dataset_uris", URI_COLUMNS, uri_fields(ids, p.datasets)),
+    ):
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(pgcopy.HEADER)
+            copy.write(pgcopy.encode_rows(fields))
+            copy.write(pgcopy.TRAILER)
     cursor.close()
     return ids
 

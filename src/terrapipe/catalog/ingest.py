@@ -30,6 +30,7 @@ from terrapipe.catalog.bulk import (
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.deferred import deferred_indexes
 from terrapipe.catalog.models import datasets_table, uris_table
+from terrapipe.catalog.pgstream import stream_new_datasets
 from terrapipe.errors import DatasetNotFound, InvalidInput
 from terrapipe.store.db import Database
 
@@ -86,9 +87,16 @@ def _bulk_load(db: Database, datasets: Iterable[Dataset], batch_size: int) -> Sa
         # so one scan replaces a lookup per batch, and the indexes are built at the end.
         t = datasets_table
         known = {e: i for e, i in conn.execute(sa.select(t.c.entry_id, t.c.id))}
+        pending: list[Dataset] = []
         with deferred_indexes(conn):
-            for batch in _batches(datasets, batch_size):
-                total += save_batch(conn, batch, spatial_index=False, known=known)
+            if conn.dialect.name == "postgresql":
+                added, pending = stream_new_datasets(conn, datasets, known)
+                total += SaveResult(added=added)
+            else:
+                for batch in _batches(datasets, batch_size):
+                    total += save_batch(conn, batch, spatial_index=False, known=known)
+        for batch in _batches(pending, batch_size):  # updates, once the indexes are back
+            total += save_batch(conn, batch, known=known)
     return total
 
 
@@ -104,7 +112,7 @@ def save_batch(
     ``spatial_index=False``: new rows skip the SQLite R*Tree (a deferred load rebuilds it).
     ``known``: every stored ``entry_id -> id`` (kept up to date here), instead of a query.
     """
-    unique = list({d.entry_id: d for d in _checked(datasets)}.values())
+    unique = bulk.unique_entries(datasets)
     if not unique:
         return SaveResult()
     if known is None:
@@ -186,15 +194,6 @@ def _batches(items: Iterable[Dataset], size: int) -> Iterator[list[Dataset]]:
             batch = []
     if batch:
         yield batch
-
-
-def _checked(datasets: Sequence[Dataset]) -> Sequence[Dataset]:
-    for d in datasets:
-        if not isinstance(d, Dataset):
-            raise InvalidInput(f"not a Dataset: {d!r}")
-        if not d.entry_id or not isinstance(d.entry_id, str):
-            raise InvalidInput(f"invalid entry_id {d.entry_id!r}: must be a non-empty string")
-    return datasets
 
 
 def _row_dicts(p: bulk.Prepared) -> list[dict[str, Any]]:
