@@ -207,7 +207,7 @@ def dataset_fields(ids: Sequence[int], p: Prepared) -> list[pgcopy.Field]:
     sources = p.column("harvest_source")
     return [
         pgcopy.int4(np.asarray(ids, dtype=np.int64)),
-        *(pgcopy.text(p.column(name)) for name in META_COLUMNS),
+        *(_text(p.column(name)) for name in META_COLUMNS),
         pgcopy.timestamptz(p.column("time_start")),
         pgcopy.timestamptz(p.column("time_end")),
         pgcopy.raw([None if g is None else ewkb_4326(g) for g in wkb]),
@@ -218,6 +218,13 @@ def dataset_fields(ids: Sequence[int], p: Prepared) -> list[pgcopy.Field]:
         pgcopy.raw([None if s is None else _jsonb(s) for s in sources]),
         pgcopy.constant(pgcopy.timestamptz([p.harvested_at]).data, n),
     ]
+
+
+def _text(values: list[str | None]) -> pgcopy.Field:
+    """A text field; one encoding for a column with one value (a collection, a platform)."""
+    if values and values[0] is not None and values.count(values[0]) == len(values):
+        return pgcopy.constant(values[0].encode(), len(values))
+    return pgcopy.text(values)
 
 
 def uri_fields(ids: Sequence[int], datasets: Sequence[Dataset]) -> list[pgcopy.Field]:

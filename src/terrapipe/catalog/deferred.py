@@ -5,7 +5,7 @@ it from sorted data at the end once a load is about as large as what is stored (
 PostgreSQL and SQLite manuals both advise it for bulk loads; GDAL bulk-loads GeoPackage
 R*Trees the same way). Everything happens inside the caller's transaction, so a failed
 load rolls the dropped indexes back with the rows: readers never see a catalog without
-its indexes. The unique ``entry_id`` index stays: upserts look entries up by it.
+its indexes. On SQLite the unique ``entry_id`` index stays: upserts look entries up by it.
 """
 
 from __future__ import annotations
@@ -90,10 +90,15 @@ def rebuild_sqlite_rtree(conn: Connection) -> None:
 
 @contextmanager
 def _postgres_deferred(conn: Connection) -> Iterator[None]:
+    """Every index and constraint of the catalog tables, dropped and built again at the end.
+
+    Only the COPY stream of :mod:`terrapipe.catalog.pgstream` writes in between: it needs
+    no index (entry ids are known up front), and uniqueness and references are checked
+    once when the constraints are added back (a violation rolls the whole load back).
+    """
     raw = conn.connection.driver_connection
     cursor = raw.cursor()
     tables = list(TABLES)
-    # Indexes that back no constraint (the primary keys and unique entry_id stay).
     cursor.execute(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "JOIN pg_class c ON c.oid = i.indexrelid "
@@ -102,20 +107,29 @@ def _postgres_deferred(conn: Connection) -> Iterator[None]:
         (tables,),
     )
     indexes = cursor.fetchall()
-    # Foreign keys: one validating join at the end instead of a trigger query per row.
+    # Keys and unique constraints of the tables, then the foreign keys from or to them.
     cursor.execute(
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-        "FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(CAST(%s AS regclass[])) "
-        "ORDER BY 2",
+        "FROM pg_constraint WHERE contype IN ('p', 'u') "
+        "AND conrelid = ANY(CAST(%s AS regclass[])) ORDER BY contype, 2",
         (tables,),
+    )
+    keys = cursor.fetchall()
+    cursor.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE contype = 'f' AND (conrelid = ANY(CAST(%s AS regclass[])) "
+        "OR confrelid = ANY(CAST(%s AS regclass[]))) ORDER BY 2",
+        (tables, tables),
     )
     foreign_keys = cursor.fetchall()
     for name, _ in indexes:
         cursor.execute(f'DROP INDEX "{name}"')
-    for table, name, _ in foreign_keys:
+    for table, name, _ in (*foreign_keys, *keys):
         cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     yield
     cursor.execute(f"SET LOCAL maintenance_work_mem = '{PG_MAINTENANCE_WORK_MEM}'")
+    for table, name, definition in keys:
+        cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
     for _, definition in indexes:
         cursor.execute(definition)
     for table, name, definition in foreign_keys:
