@@ -5,9 +5,10 @@ strings, two timestamptz, ~100 bytes of EWKB, four float8 bbox values, ~35 bytes
 "ok", NULL, NULL jsonb, one harvest time) becomes the bytes of a binary COPY stream two ways,
 without a server (the bytes handed to the writer are collected, then checked equal):
 
-(a) what ``bulk.copy_postgres`` does: ``zip`` a tuple per row (naive times made UTC, EWKB
-    and jsonb wrapped for a pass-through dumper), then ``Copy.write_row`` per row: psycopg's
-    C row formatter, with the dumpers chosen by type as ``Copy.set_types`` does;
+(a) what ``bulk.copy_postgres`` did before the encoder: ``zip`` a tuple per row (naive
+    times made UTC, EWKB and jsonb wrapped for a pass-through dumper), then
+    ``Copy.write_row`` per row: psycopg's C row formatter, with the dumpers chosen by type
+    as ``Copy.set_types`` does;
 (b) :mod:`terrapipe.catalog.pgcopy`: a field per column, ``encode_rows``, and
     ``Copy.write`` of the header, the rows and the trailer.
 
@@ -55,11 +56,11 @@ TYPES = (
 
 
 class Wire(bytes):
-    """Bytes already in a type's binary wire format (as ``bulk._Wire``)."""
+    """Bytes already in a type's binary wire format (as the former ``bulk._Wire``)."""
 
 
 def passthrough(oid: int) -> type[Dumper]:
-    """A binary dumper sending bytes as they are (as ``bulk._passthrough_dumper``)."""
+    """A binary dumper sending bytes as they are (as the former ``bulk._passthrough_dumper``)."""
 
     class Passthrough(Dumper):
         format = Format.BINARY
@@ -72,7 +73,7 @@ def passthrough(oid: int) -> type[Dumper]:
 
 
 def utc(value: datetime | None) -> datetime | None:
-    """As ``bulk._utc``: naive datetimes are UTC."""
+    """As the former ``bulk._utc``: naive datetimes are UTC."""
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
