@@ -128,3 +128,16 @@ def test_record_download(db) -> None:
         record_download(db, 987654, local_path="/x")
     with pytest.raises(InvalidInput, match="invalid local_path"):
         record_download(db, uri_id, local_path="")
+
+
+def test_properties_encode_alike_on_insert_and_update(db) -> None:
+    """Bulk inserts and ORM updates share one JSON encoder: NaN is null, datetimes ISO."""
+    props = {"nan": float("nan"), "when": WHEN, 3: "int key", "nested": [1.5, None]}
+    expected = {"nan": None, "when": "2024-05-01T00:00:00+00:00", "3": "int key"}
+    expected["nested"] = [1.5, None]
+    save_datasets(db, [_ds("j", 0, properties=props)])  # bulk insert
+    assert get_dataset(db, "j").properties == expected
+    save_datasets(db, [_ds("j", 0, title="again", properties=props)])  # ORM update
+    got = get_dataset(db, "j")
+    assert (got.title, got.properties) == ("again", expected)
+    assert count(db, {"properties__when__startswith": "2024-05-01"}) == 1

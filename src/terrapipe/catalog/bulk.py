@@ -9,7 +9,6 @@ does the rest. Both write what the SQLAlchemy column types would (pinned by test
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ from operator import attrgetter
 from typing import Any
 
 import numpy as np
-import orjson
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,6 +26,7 @@ from terrapipe.catalog import pgcopy, rtree
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
 from terrapipe.errors import InvalidInput, StoreError
+from terrapipe.store.db import json_text
 
 META_COLUMNS = ("entry_id", "title", "collection", "platform", "instrument", "provider")
 BBOX_COLUMNS = ("bbox_west", "bbox_south", "bbox_east", "bbox_north")
@@ -87,14 +86,6 @@ def prepare(datasets: Sequence[Dataset]) -> Prepared:
     for i in np.flatnonzero((bounds[:, 0] <= -180) & (bounds[:, 2] >= 180)):
         bounds[i] = footprint_bbox(geoms[i])
     return Prepared(datasets, geoms, bounds, datetime.now(UTC))
-
-
-def json_text(value: Any) -> str:
-    """JSON text of a properties mapping (orjson; the stdlib's error for what it can't encode)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(value)
 
 
 def sqlite_time(value: datetime | None) -> str | None:

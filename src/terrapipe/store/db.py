@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -37,18 +40,33 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - tr
     cursor.close()
 
 
+def json_text(value: Any) -> str:
+    """JSON text for every JSON column and bulk path: orjson (NaN as null, datetimes as ISO
+    8601), the stdlib's error for what neither can encode."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
 def create_sa_engine(url: str) -> Engine:
     """An SQLAlchemy engine with the settings terrapipe needs on each backend."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            json_serializer=json_text,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=json_text
+    )
 
 
 class Database:
