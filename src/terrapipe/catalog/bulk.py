@@ -2,14 +2,14 @@
 
 :func:`prepare` normalises the footprints of a batch once (vectorised shapely). SQLite:
 ``executemany`` of tuples zipped from the columns (the new rowids are consecutive under
-the write lock), then the R*Tree boxes in Z-order and the URIs. PostgreSQL: ``COPY`` in
-binary format, the footprint as EWKB and JSON pre-encoded, so psycopg's C row formatter
-does the rest. Both write what the SQLAlchemy column types would (pinned by tests).
+the write lock), then the R*Tree boxes in Z-order and the URIs. PostgreSQL: binary
+``COPY`` of rows encoded column by column with numpy (:mod:`terrapipe.catalog.pgcopy`), the
+footprint as EWKB. Both write what the SQLAlchemy column types would (pinned by tests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -40,6 +40,7 @@ DATASET_COLUMNS = (
     "properties",
     *_HARVEST,
 )
+DEFAULT_ROLE = "data"
 URI_COLUMNS = ("dataset_id", "uri", "role", "name", "media_type", "size", "checksum", "local_path")
 
 
@@ -141,16 +142,10 @@ def _sqlite_rows(p: Prepared) -> Iterator[tuple[Any, ...]]:
     )
 
 
-_URI_FIELDS = attrgetter("uri", "role", "name", "media_type", "size", "checksum", "local_path")
-
-
 def _uri_rows(ids: Sequence[int], datasets: Sequence[Dataset]) -> list[tuple[Any, ...]]:
-    rows = [
-        (new_id, *_URI_FIELDS(u)) for new_id, d in zip(ids, datasets, strict=True) for u in d.uris
+    return [
+        (new_id, *uri_values(u)) for new_id, d in zip(ids, datasets, strict=True) for u in d.uris
     ]
-    for i in [i for i, row in enumerate(rows) if not row[2]]:
-        rows[i] = (*rows[i][:2], "data", *rows[i][3:])
-    return rows
 
 
 def insert_sqlite(conn: Connection, p: Prepared, *, spatial_index: bool = True) -> range:
@@ -227,7 +222,7 @@ def uri_fields(ids: Sequence[int], datasets: Sequence[Dataset]) -> list[pgcopy.F
     return [
         pgcopy.int4(np.repeat(np.asarray(ids, dtype=np.int64), counts)),
         pgcopy.text(uri),
-        pgcopy.text([r or "data" for r in role]),
+        pgcopy.text([r or DEFAULT_ROLE for r in role]),
         pgcopy.text(name),
         pgcopy.text(media_type),
         pgcopy.int8(size),
@@ -253,21 +248,28 @@ def copy_postgres(conn: Connection, p: Prepared) -> Sequence[int]:
     """Bulk insert with binary COPY, each batch encoded column-wise with numpy; the ids."""
     ids = new_ids(conn, len(p.datasets))
     cursor = conn.connection.driver_connection.cursor()
-    for table, columns, fields in (
-        ("datasets", ("id", *DATASET_COLUMNS), dataset_fields(ids, p)),
-        ("dataset_uris", URI_COLUMNS, uri_fields(ids, p.datasets)),
-    ):
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(pgcopy.HEADER)
-            copy.write(pgcopy.encode_rows(fields))
-            copy.write(pgcopy.TRAILER)
+    copy_blocks(cursor, "datasets", [pgcopy.encode_rows(dataset_fields(ids, p))])
+    copy_blocks(cursor, "dataset_uris", [pgcopy.encode_rows(uri_fields(ids, p.datasets))])
     cursor.close()
     return ids
 
 
+COPY_COLUMNS = {"datasets": ("id", *DATASET_COLUMNS), "dataset_uris": URI_COLUMNS}
+
+
+def copy_blocks(cursor: Any, table: str, blocks: Iterable[bytes]) -> None:
+    """One binary ``COPY`` into a catalog table: the header, the encoded rows, the trailer."""
+    columns = ", ".join(COPY_COLUMNS[table])
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(pgcopy.HEADER)
+        for block in blocks:
+            copy.write(block)
+        copy.write(pgcopy.TRAILER)
+
+
 def uri_values(u: DatasetURI) -> tuple[Any, ...]:
     """A URI's column values after ``dataset_id`` (role defaults to ``data``)."""
-    return (u.uri, u.role or "data", u.name, u.media_type, u.size, u.checksum, u.local_path)
+    return (u.uri, u.role or DEFAULT_ROLE, u.name, u.media_type, u.size, u.checksum, u.local_path)
 
 
 def ewkb_4326(wkb: bytes) -> bytes:

@@ -83,8 +83,8 @@ def rebuild_sqlite_rtree(conn: Connection) -> None:
     except StoreError as exc:  # e.g. shadow tables read-only (SQLITE_DBCONFIG_DEFENSIVE)
         log.warning("packed R*Tree build failed (%s): inserting the boxes one by one", exc)
         cursor.execute(f"DELETE FROM {rtree.TABLE}")
-        rows = zip(rowids.tolist(), *boxes.T.tolist(), strict=True)
-        cursor.executemany(rtree.INSERT_SQL, rows)
+        boxes_rows = zip(rowids.tolist(), *boxes.T.tolist(), strict=True)
+        cursor.executemany(rtree.INSERT_SQL, boxes_rows)
     cursor.close()
 
 

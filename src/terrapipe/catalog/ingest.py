@@ -10,7 +10,6 @@ Downloaded state of a URI (``local_path``, ``checksum``) survives a re-harvest.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from terrapipe.catalog.deferred import deferred_indexes
 from terrapipe.catalog.models import datasets_table, uris_table
 from terrapipe.catalog.pgstream import stream_new_datasets
 from terrapipe.errors import DatasetNotFound, InvalidInput
-from terrapipe.store.db import Database
+from terrapipe.store.db import Database, json_text
 
 DEFAULT_BATCH = 5000
 
@@ -225,13 +224,13 @@ def _existing_ids(conn: Connection, entry_ids: list[str]) -> dict[str, int]:
             "SELECT d.entry_id, d.id FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) "
             "AS u(e) JOIN datasets d ON d.entry_id = u.e"
         )
-        return {e: i for e, i in conn.execute(query, {"ids": bulk.json_text(entry_ids)})}
+        return {e: i for e, i in conn.execute(query, {"ids": json_text(entry_ids)})}
     if conn.dialect.name == "sqlite":
         query = sa.text(
             "SELECT entry_id, id FROM datasets "
             "WHERE entry_id IN (SELECT value FROM json_each(:ids))"
         )
-        return {e: i for e, i in conn.execute(query, {"ids": json.dumps(entry_ids)})}
+        return {e: i for e, i in conn.execute(query, {"ids": json_text(entry_ids)})}
     t = datasets_table  # pragma: no cover - other backends
     query = sa.select(t.c.entry_id, t.c.id).where(t.c.entry_id.in_(entry_ids))
     return {e: i for e, i in conn.execute(query)}
@@ -243,15 +242,20 @@ def _insert_new(conn: Connection, p: bulk.Prepared, *, spatial_index: bool) -> S
         return bulk.copy_postgres(conn, p)
     if conn.dialect.name == "sqlite":
         return bulk.insert_sqlite(conn, p, spatial_index=spatial_index)
-    ids = []  # pragma: no cover - other backends go through plain Core
-    for d, row in zip(p.datasets, _row_dicts(p), strict=True):  # pragma: no cover
+    return _insert_new_core(conn, p)  # pragma: no cover - other backends
+
+
+def _insert_new_core(conn: Connection, p: bulk.Prepared) -> list[int]:  # pragma: no cover
+    """Plain Core inserts, a row at a time, for backends without a bulk path."""
+    ids = []
+    for d, row in zip(p.datasets, _row_dicts(p), strict=True):
         values = {k: row[k] for k in DATASET_COLUMNS}
         new_id = conn.execute(
             sa.insert(datasets_table).values(**values).returning(datasets_table.c.id)
         ).scalar_one()
         _insert_uris_core(conn, new_id, d.uris, {})
         ids.append(new_id)
-    return ids  # pragma: no cover
+    return ids
 
 
 def _insert_uris_core(

@@ -11,7 +11,8 @@ several). Their URIs are spooled and copied in one stream after it.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import IO
 
 import numpy as np
 from sqlalchemy.engine import Connection
@@ -35,30 +36,27 @@ def stream_new_datasets(
     pending: list[Dataset] = []
     all_ids = _as_array(bulk.new_ids(conn, len(datasets)))
     added = 0
+
+    def dataset_blocks(uris: IO[bytes]) -> Iterator[bytes]:
+        """The new datasets' rows a chunk at a time; their URIs' rows go to ``uris``."""
+        nonlocal added
+        for first in range(0, len(datasets), STREAM_ROWS):
+            chunk = bulk.unique_entries(datasets[first : first + STREAM_ROWS])
+            new = [d for d in chunk if d.entry_id not in known]
+            pending.extend(d for d in chunk if d.entry_id in known)
+            if not new:
+                continue
+            ids = all_ids[added : added + len(new)]
+            added += len(new)
+            known.update(zip((d.entry_id for d in new), ids.tolist(), strict=True))
+            yield pgcopy.encode_rows(bulk.dataset_fields(ids, bulk.prepare(new)))
+            uris.write(pgcopy.encode_rows(bulk.uri_fields(ids, new)))
+
     cursor = conn.connection.driver_connection.cursor()
-    columns = ", ".join(("id", *bulk.DATASET_COLUMNS))
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as uris:
-        with cursor.copy(f"COPY datasets ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(pgcopy.HEADER)
-            for first in range(0, len(datasets), STREAM_ROWS):
-                chunk = bulk.unique_entries(datasets[first : first + STREAM_ROWS])
-                new = [d for d in chunk if d.entry_id not in known]
-                pending.extend(d for d in chunk if d.entry_id in known)
-                if not new:
-                    continue
-                ids = all_ids[added : added + len(new)]
-                added += len(new)
-                known.update(zip((d.entry_id for d in new), ids.tolist(), strict=True))
-                copy.write(pgcopy.encode_rows(bulk.dataset_fields(ids, bulk.prepare(new))))
-                uris.write(pgcopy.encode_rows(bulk.uri_fields(ids, new)))
-            copy.write(pgcopy.TRAILER)
+        bulk.copy_blocks(cursor, "datasets", dataset_blocks(uris))
         uris.seek(0)
-        columns = ", ".join(bulk.URI_COLUMNS)
-        with cursor.copy(f"COPY dataset_uris ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(pgcopy.HEADER)
-            while block := uris.read(_READ):
-                copy.write(block)
-            copy.write(pgcopy.TRAILER)
+        bulk.copy_blocks(cursor, "dataset_uris", iter(lambda: uris.read(_READ), b""))
     cursor.close()
     return added, pending
 
