@@ -207,3 +207,15 @@ def test_sqlite_falls_back_to_row_inserts_when_shadow_tables_are_read_only(
         d.footprint is not None for d in data
     )
     db.dispose()
+
+
+@pytest.mark.parametrize("bulk_load", [False, True])
+def test_values_postgres_refuses_are_bad_input(db, bulk_load) -> None:
+    """Too long for its column, or a NUL character: InvalidInput naming the column."""
+    if db.is_sqlite:
+        pytest.skip("SQLite stores both as they are")
+    good = _random_datasets(30, seed=13)
+    for bad, column in ((Dataset("x" * 600), "entry_id"), (Dataset("n", title="a\x00b"), "title")):
+        with pytest.raises(InvalidInput, match=f"refused by the database.*column {column}"):
+            save_datasets(db, [*good, bad], bulk_load=bulk_load)
+        assert count(db) == 0

@@ -65,13 +65,37 @@ def save_datasets(
     """
     if batch_size < 1:
         raise InvalidInput(f"invalid batch_size {batch_size!r}: must be >= 1")
-    if bulk_load:
-        return _bulk_load(db, datasets, batch_size)
     total = SaveResult()
-    for batch in _batches(datasets, batch_size):
-        with db.begin() as conn:
-            total += save_batch(conn, batch)
+    try:
+        if bulk_load:
+            return _bulk_load(db, datasets, batch_size)
+        for batch in _batches(datasets, batch_size):
+            with db.begin() as conn:
+                total += save_batch(conn, batch)
+    except Exception as exc:
+        refused = _refused_value(exc)
+        if refused is None:
+            raise
+        raise refused from exc
     return total
+
+
+def _refused_value(exc: Exception) -> InvalidInput | None:
+    """A value the database refused (too long, a NUL character...) as bad input, or None."""
+    error = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    if not type(error).__module__.startswith("psycopg"):
+        return None
+    import psycopg
+
+    if not isinstance(error, psycopg.DataError):
+        return None
+    lines = str(error).strip().splitlines()
+    where = next((line.split(":", 1)[1].strip() for line in lines if "CONTEXT" in line), "")
+    return InvalidInput(
+        f"a dataset value was refused by the database: {lines[0]}"
+        + (f" ({where})" if where else "")
+        + "; fix that value and save again (nothing of this transaction was stored)"
+    )
 
 
 def _bulk_load(db: Database, datasets: Iterable[Dataset], batch_size: int) -> SaveResult:
