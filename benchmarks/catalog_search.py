@@ -29,9 +29,10 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 
-from terrapipe.catalog import rtree, rtree_pack
+from terrapipe.catalog import rtree
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.ingest import save_datasets
+from terrapipe.catalog.load import rtree_pack
 from terrapipe.catalog.query import search
 from terrapipe.store.db import Database
 

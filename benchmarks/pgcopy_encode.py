@@ -9,7 +9,7 @@ without a server (the bytes handed to the writer are collected, then checked equ
     times made UTC, EWKB and jsonb wrapped for a pass-through dumper), then
     ``Copy.write_row`` per row: psycopg's C row formatter, with the dumpers chosen by type
     as ``Copy.set_types`` does;
-(b) :mod:`terrapipe.catalog.pgcopy`: a field per column, ``encode_rows``, and
+(b) :mod:`terrapipe.catalog.load.pgcopy`: a field per column, ``encode_rows``, and
     ``Copy.write`` of the header, the rows and the trailer.
 
 Both start from the same column lists (the bbox as the numpy array ``shapely.bounds``
@@ -37,7 +37,7 @@ from psycopg.adapt import AdaptersMap, Dumper, Transformer
 from psycopg.copy import Copy
 from psycopg.pq import Format
 
-from terrapipe.catalog import pgcopy
+from terrapipe.catalog.load import pgcopy
 
 GEOMETRY_OID = 900_000  # stands in for the PostGIS type's oid (there is no server here)
 TYPES = (

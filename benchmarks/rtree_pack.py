@@ -1,7 +1,7 @@
 """R*Tree benchmark: packed bulk build into the shadow tables vs inserts through the vtable.
 
 Builds an R*Tree of N synthetic 1x1 degree boxes (the catalog benchmark's footprints) on
-a fresh SQLite file, in one transaction, two ways: :func:`terrapipe.catalog.rtree_pack.
+a fresh SQLite file, in one transaction, two ways: :func:`terrapipe.catalog.load.rtree_pack.
 rebuild` (numpy packing + shadow-table writes), and ``executemany`` of ``INSERT INTO
 <rtree>`` with the rows pre-sorted along a Z-order curve (as ``rtree.bulk_rows`` does; the
 sort and the row lists are made before the clock starts). Both times include the COMMIT.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from terrapipe.catalog.rtree_pack import pack, rebuild
+from terrapipe.catalog.load.rtree_pack import pack, rebuild
 
 DDL = "CREATE VIRTUAL TABLE bench_rtree USING rtree(id, minx, maxx, miny, maxy)"
 WINDOW = (

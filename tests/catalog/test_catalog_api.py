@@ -84,7 +84,7 @@ def test_bulk_sqlite_times_match_sqlalchemy() -> None:
 
     from sqlalchemy.dialects import sqlite
 
-    from terrapipe.catalog.bulk import sqlite_time
+    from terrapipe.catalog.load.bulk import sqlite_time
     from terrapipe.catalog.models import datasets_table
 
     bind = datasets_table.c.time_start.type._cached_bind_processor(sqlite.dialect())
@@ -118,7 +118,7 @@ def test_vectorised_sqlite_times_match_sqlalchemy(values) -> None:
     """``sqlite_times`` (numpy) writes exactly what the ORM column writes, None for None."""
     from sqlalchemy.dialects import sqlite
 
-    from terrapipe.catalog.bulk import sqlite_times
+    from terrapipe.catalog.load.bulk import sqlite_times
     from terrapipe.catalog.models import datasets_table
 
     bind = datasets_table.c.time_start.type._cached_bind_processor(sqlite.dialect())

@@ -189,7 +189,7 @@ def test_sqlite_falls_back_to_row_inserts_when_shadow_tables_are_read_only(
     tmp_path, monkeypatch, caplog
 ) -> None:
     """Where the packed build cannot write (defensive mode), the R*Tree is still complete."""
-    from terrapipe.catalog import rtree_pack
+    from terrapipe.catalog.load import rtree_pack
     from terrapipe.errors import StoreError
     from terrapipe.store.db import Database
 

@@ -20,8 +20,8 @@ from psycopg._copy_base import BinaryFormatter
 from psycopg.adapt import Transformer
 from psycopg.pq import Format
 
-from terrapipe.catalog import pgcopy
-from terrapipe.catalog.pgcopy import (
+from terrapipe.catalog.load import pgcopy
+from terrapipe.catalog.load.pgcopy import (
     HEADER,
     TRAILER,
     Field,

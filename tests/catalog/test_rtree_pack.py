@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrapipe.catalog.rtree_pack import pack, rebuild
+from terrapipe.catalog.load.rtree_pack import pack, rebuild
 from terrapipe.errors import InvalidInput, StoreError
 
 DDL = "CREATE VIRTUAL TABLE {} USING rtree(id, minx, maxx, miny, maxy)"

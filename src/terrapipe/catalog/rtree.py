@@ -1,9 +1,22 @@
 """The SQLite R*Tree of dataset bboxes: row layout and bulk rows in Z-order.
 
 One box per dataset (rowid ``2*id``), two for a bbox crossing the antimeridian
-(``west > east``: rowids ``2*id`` and ``2*id+1``). Bulk loads insert the rows directly,
-sorted along a Z-order curve (fewer node splits); single ORM inserts use
-:data:`INSERT_SQL`; updates and deletes are kept in sync by triggers (migration 0002).
+(``west > east``: rowids ``2*id`` and ``2*id+1``).
+
+Who writes the R*Tree, and when (there is no insert trigger: it would halve the bulk
+insert rate):
+
+- ``save_datasets`` / ``save_batch`` (every harvest and incremental save): the new rows'
+  boxes, Z-ordered (fewer node splits), inserted by
+  :func:`terrapipe.catalog.load.bulk.insert_sqlite` from :func:`box_arrays`.
+- A deferred bulk load (``save_datasets(..., bulk_load=True)`` as large as the catalog):
+  the whole tree rebuilt once at the end, packed straight into its shadow tables
+  (:mod:`terrapipe.catalog.load.rtree_pack`; row inserts when those are read-only).
+- An ORM insert of a ``DatasetRecord`` (tests and ad-hoc scripts): the ``after_insert``
+  listener in :mod:`terrapipe.catalog.models`, with :data:`INSERT_SQL`.
+- Updates of the bbox columns and deletes: the triggers of migration 0002.
+
+A raw Core ``INSERT INTO datasets`` outside these paths is not spatially indexed.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from terrapipe.catalog import rtree, rtree_pack
+from terrapipe.catalog import rtree
+from terrapipe.catalog.load import rtree_pack
 from terrapipe.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def rebuild_sqlite_rtree(conn: Connection) -> None:
 def _postgres_deferred(conn: Connection) -> Iterator[None]:
     """Every index and constraint of the catalog tables, dropped and built again at the end.
 
-    Only the COPY stream of :mod:`terrapipe.catalog.pgstream` writes in between: it needs
+    Only the COPY stream of :mod:`terrapipe.catalog.load.pgstream` writes in between: it needs
     no index (entry ids are known up front), and uniqueness and references are checked
     once when the constraints are added back (a violation rolls the whole load back).
     """

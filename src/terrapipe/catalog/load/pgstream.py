@@ -1,6 +1,6 @@
 """A deferred bulk load on PostgreSQL as one ``COPY`` stream per table.
 
-Inside :func:`terrapipe.catalog.deferred.deferred_indexes` nothing needs the database
+Inside :func:`terrapipe.catalog.load.deferred.deferred_indexes` nothing needs the database
 between rows: the stored entry ids are known up front, the new ids come from one sequence
 allocation, and updates of stored entries wait until the indexes are back. So all new
 datasets go into a single ``COPY datasets``, encoded with numpy a small chunk at a time:
@@ -17,8 +17,8 @@ from typing import IO
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from terrapipe.catalog import bulk, pgcopy
 from terrapipe.catalog.dataset import Dataset
+from terrapipe.catalog.load import bulk, pgcopy
 
 STREAM_ROWS = 2000  # datasets per encoded chunk: ~650 kB, a fraction of the socket buffers
 SPOOL_MEMORY = 64 << 20  # encoded URI rows kept in memory before spilling to a temp file

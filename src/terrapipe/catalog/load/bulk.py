@@ -3,7 +3,7 @@
 :func:`prepare` normalises the footprints of a batch once (vectorised shapely). SQLite:
 ``executemany`` of tuples zipped from the columns (the new rowids are consecutive under
 the write lock), then the R*Tree boxes in Z-order and the URIs. PostgreSQL: binary
-``COPY`` of rows encoded column by column with numpy (:mod:`terrapipe.catalog.pgcopy`), the
+``COPY`` of rows encoded column by column with numpy (:mod:`terrapipe.catalog.load.pgcopy`), the
 footprint as EWKB. Both write what the SQLAlchemy column types would (pinned by tests).
 """
 
@@ -22,9 +22,10 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from terrapipe.catalog import pgcopy, rtree
+from terrapipe.catalog import rtree
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.geometry import footprint_bbox, normalize_footprint
+from terrapipe.catalog.load import pgcopy
 from terrapipe.errors import InvalidInput, StoreError
 from terrapipe.store.db import json_text
 
