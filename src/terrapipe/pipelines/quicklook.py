@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from terrapipe.store.atomic import atomic_path
+
 MAX_PIXELS = 600
 
 
@@ -30,9 +32,8 @@ def quicklook(source: Path, dest: Path, *, title: str = "") -> Path:
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
     fig.tight_layout()
-    tmp = dest.with_name(f".{dest.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png")
     return dest
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from terrapipe.publish.layers import Layer
+from terrapipe.store.atomic import atomic_write_text
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -79,8 +80,4 @@ def render_report(
         f"{''.join(rows)}</table><h2>Layers</h2><div class='cards'>{''.join(cards)}</div>"
         "</body></html>"
     )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(dest)
-    return dest
+    return atomic_write_text(dest, page)

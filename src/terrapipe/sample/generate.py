@@ -7,14 +7,13 @@ complete; generating again with the same seed into such a folder does nothing.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from terrapipe.errors import InvalidInput
+from terrapipe.store.atomic import atomic_write_text
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -84,9 +83,7 @@ def load_manifest(directory: str | Path) -> SampleManifest | None:
 
 
 def _write_json(data: dict[str, Any], dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, dest)
+    atomic_write_text(dest, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def generate_sample_region(directory: str | Path, *, seed: int = DEFAULT_SEED) -> SampleManifest:
