@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from terrapipe.errors import UnsafeArchive
@@ -43,50 +42,73 @@ class ArchiveWriter:
         self.max_bytes = max_bytes
         self.archive_name = archive_name
         self.written = 0
+        # descriptors of the folders on the last path used: [root, root/a, root/a/b, ...]
+        self._path: tuple[str, ...] = ()
+        self._fds: list[int] = []
 
-    @contextlib.contextmanager
-    def _folder(self, parts: tuple[str, ...], member: Member) -> Iterator[int]:
-        """A descriptor for folder ``parts`` below root, created as needed, links refused."""
-        fd = os.open(self.root, _DIR_FLAGS)
-        try:
-            for part in parts:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o777, dir_fd=fd)
-                try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError:
-                    raise UnsafeArchive(
-                        f"archive member {member.name!r} of {self.archive_name!r} goes through "
-                        f"{part!r}, which is not a folder of the archive"
-                    ) from None
-                os.close(fd)
-                fd = child
-            yield fd
-        finally:
+    def __enter__(self) -> ArchiveWriter:
+        self._fds = [os.open(self.root, _DIR_FLAGS)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds:
             os.close(fd)
+        self._fds, self._path = [], ()
+
+    def _folder(self, parts: tuple[str, ...], member: Member) -> int:
+        """A descriptor for folder ``parts`` below root, created as needed, links refused.
+
+        Descriptors of the common prefix with the previous folder are reused (members
+        usually come folder by folder); each new step is opened with ``O_NOFOLLOW``.
+        """
+        keep = 0
+        while keep < min(len(parts), len(self._path)) and parts[keep] == self._path[keep]:
+            keep += 1
+        for fd in self._fds[keep + 1 :]:
+            os.close(fd)
+        del self._fds[keep + 1 :]
+        self._path = parts[:keep]
+        for part in parts[keep:]:
+            fd = self._fds[-1]
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=fd)
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                raise UnsafeArchive(
+                    f"archive member {member.name!r} of {self.archive_name!r} goes through "
+                    f"{part!r}, which is not a folder of the archive"
+                ) from None
+            self._fds.append(child)
+            self._path = (*self._path, part)
+        return self._fds[-1]
 
     def write(self, member: Member) -> None:
         """Create one checked member (its folders first)."""
         parts = member.parts
         if member.kind == "dir":
-            with self._folder(parts, member):
-                return
-        with self._folder(parts[:-1], member) as parent:
-            name = parts[-1]
-            if member.kind == "file":
-                self._write_file(member, parent, name)
-            elif member.kind == "symlink":
-                os.symlink(member.linkname, name, dir_fd=parent)
-            elif member.kind == "hardlink":
-                target = Member(member.linkname, "file")
-                with self._folder(target.parts[:-1], member) as source:
-                    os.link(
-                        target.parts[-1],
-                        name,
-                        src_dir_fd=source,
-                        dst_dir_fd=parent,
-                        follow_symlinks=False,
-                    )
+            self._folder(parts, member)
+            return
+        if member.kind == "hardlink":
+            target = Member(member.linkname, "file").parts
+            source = os.dup(self._folder(target[:-1], member))
+            try:
+                parent = self._folder(parts[:-1], member)
+                os.link(
+                    target[-1],
+                    parts[-1],
+                    src_dir_fd=source,
+                    dst_dir_fd=parent,
+                    follow_symlinks=False,
+                )
+            finally:
+                os.close(source)
+            return
+        parent = self._folder(parts[:-1], member)
+        if member.kind == "file":
+            self._write_file(member, parent, parts[-1])
+        elif member.kind == "symlink":
+            os.symlink(member.linkname, parts[-1], dir_fd=parent)
 
     def _write_file(self, member: Member, parent: int, name: str) -> None:
         mode = (member.mode & 0o755) | 0o600

@@ -24,6 +24,7 @@ import tarfile
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from terrapipe.errors import InvalidInput, UnsafeArchive
@@ -34,6 +35,37 @@ from terrapipe.transfer.staging import open_beside
 #: below this many bytes the ratio cap does not apply (a tiny archive of small files)
 RATIO_FLOOR = 1024**2
 _MAX_LINK = 4096
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one archive may hold: members, and bytes (the smaller of two caps)."""
+
+    archive_file: Path
+    members: int
+    max_bytes: int
+    ratio: float
+    archive_size: int
+
+    @property
+    def bytes(self) -> int:
+        return byte_limit(self.archive_size, self.max_bytes, self.ratio)
+
+    def check_declared(self, declared: int) -> None:
+        """Refuse before writing anything when the headers already add up to too much."""
+        if declared > self.bytes:
+            raise UnsafeArchive(
+                f"archive {str(self.archive_file)!r} expands to {declared} bytes or more, more "
+                f"than the limit of {self.bytes} bytes (the smaller of archive_max_bytes="
+                f"{self.max_bytes} and archive_max_ratio={self.ratio:g} times its own "
+                f"{self.archive_size} bytes); raise the limit if you trust it"
+            )
+
+    def too_many(self) -> UnsafeArchive:
+        return UnsafeArchive(
+            f"archive {str(self.archive_file)!r} has more than {self.members} members (the "
+            "limit, setting archive_max_members); raise it if you trust the archive"
+        )
 
 
 def archive(source: str | Path, out_file: str | Path | None = None) -> Path:
@@ -74,7 +106,7 @@ def _tar_kind(info: tarfile.TarInfo) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _tar_members(archive_file: Path, max_members: int) -> Iterator[list[Member]]:
+def _tar_members(archive_file: Path, limits: Limits) -> Iterator[list[Member]]:
     try:
         tar = tarfile.open(archive_file, "r:*")  # noqa: SIM115 - closed below
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -84,10 +116,11 @@ def _tar_members(archive_file: Path, max_members: int) -> Iterator[list[Member]]
         ) from None
     with tar:
         members = []
+        declared = 0
         try:
             for info in tar:
-                if len(members) >= max_members:
-                    raise _TooMany
+                if len(members) >= limits.members:
+                    raise limits.too_many()
                 kind, detail = _tar_kind(info)
                 members.append(
                     Member(
@@ -101,22 +134,13 @@ def _tar_members(archive_file: Path, max_members: int) -> Iterator[list[Member]]
                         open=lambda info=info: tar.extractfile(info),
                     )
                 )
-        except _TooMany:
-            raise _too_many(archive_file, max_members) from None
+                declared += members[-1].size
+                limits.check_declared(declared)  # before reading past a bomb's data
+        except UnsafeArchive:
+            raise
         except Exception as exc:  # tarfile, gzip, zlib, lzma, EOFError: a broken archive
             raise _corrupt(archive_file, exc) from None
         yield members
-
-
-class _TooMany(Exception):
-    pass
-
-
-def _too_many(archive_file: Path, max_members: int) -> UnsafeArchive:
-    return UnsafeArchive(
-        f"archive {str(archive_file)!r} has more than {max_members} members (the limit, "
-        "setting archive_max_members); raise it if you trust the archive"
-    )
 
 
 def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_file: Path) -> Member:
@@ -154,15 +178,15 @@ def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_file: Path) 
 
 
 @contextlib.contextmanager
-def _zip_members(archive_file: Path, max_members: int) -> Iterator[list[Member]]:
+def _zip_members(archive_file: Path, limits: Limits) -> Iterator[list[Member]]:
     try:
         zf = zipfile.ZipFile(archive_file)  # noqa: SIM115 - closed below
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise _corrupt(archive_file, exc) from None
     with zf:
         infos = zf.infolist()
-        if len(infos) > max_members:
-            raise _too_many(archive_file, max_members)
+        if len(infos) > limits.members:
+            raise limits.too_many()
         try:
             members = [_zip_member(zf, info, archive_file) for info in infos]
         except InvalidInput:
@@ -213,18 +237,12 @@ def unarchive(
         size = archive_file.stat().st_size
     except OSError as exc:
         raise InvalidInput(f"cannot read archive {str(archive_file)!r}: {exc}") from None
-    limit = byte_limit(size, max_bytes, ratio)
+    limits = Limits(archive_file, count, max_bytes, ratio, size)
     reader = _zip_members if _is_zip(archive_file) else _tar_members
-    with reader(archive_file, count) as members:
+    with reader(archive_file, limits) as members:
         check_members(members, allow_symlinks=allow_symlinks)
-        declared = sum(m.size for m in members)
-        if declared > limit:
-            raise UnsafeArchive(
-                f"archive {str(archive_file)!r} expands to {declared} bytes, more than the "
-                f"limit of {limit} bytes (the smaller of {max_bytes} bytes and {ratio:g}x its "
-                f"own {size} bytes); raise the limit if you trust it"
-            )
-        return _extract(archive_file, members, destination, limit)
+        limits.check_declared(sum(m.size for m in members))
+        return _extract(archive_file, members, destination, limits.bytes)
 
 
 def _extract(archive_file: Path, members: list[Member], destination: Path, limit: int):
@@ -234,10 +252,10 @@ def _extract(archive_file: Path, members: list[Member], destination: Path, limit
     tmp = folder / f".{destination.name}.unarchive-{secrets.token_hex(6)}"
     os.mkdir(tmp, 0o777)
     try:
-        writer = ArchiveWriter(tmp, limit, str(archive_file))
         try:
-            for m in members:
-                writer.write(m)
+            with ArchiveWriter(tmp, limit, str(archive_file)) as writer:
+                for m in members:
+                    writer.write(m)
         except ReadFailed as exc:
             raise _corrupt(archive_file, exc) from None
         _check_links_resolve_inside(tmp, members)
