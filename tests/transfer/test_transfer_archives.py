@@ -80,6 +80,11 @@ def _attacks(victim: Path) -> dict[str, tuple[list, str]]:
             "outside",
         ),
         "hardlink-absolute": ([(_info("h", tarfile.LNKTYPE, str(victim)), None)], "outside"),
+        # resolves inside, but a ".." in a hard link target is refused outright
+        "hardlink-dotdot-inside": (
+            [(_info("h", tarfile.LNKTYPE, "x/../first.txt"), None), _file("h")],
+            "'..'",
+        ),
         # the simple chain: each link alone looks inside, together they lead out
         "chain": ([_link("s", "."), _link("s/t", ".."), _file("s/t/victim.txt")], "symbolic"),
         "chain-in-folder": (

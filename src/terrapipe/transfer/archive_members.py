@@ -157,6 +157,11 @@ def check_members(members: list[Member], *, allow_symlinks: bool = False) -> Non
             _link_target(m, parts[:-1], symlinks - {parts})
             refused = refused or m
         elif m.kind == "hardlink":
+            if ".." in split_name(m.linkname):
+                raise UnsafeArchive(
+                    f"archive member {short(m.name)} is a hard link whose target "
+                    f"{short(m.linkname)} contains '..' (pointing outside, or not plainly inside)"
+                )
             target = _link_target(m, (), symlinks)
             if seen.get(target) != "file":
                 raise UnsafeArchive(

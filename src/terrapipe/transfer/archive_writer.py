@@ -69,6 +69,8 @@ class ArchiveWriter:
         del self._fds[keep + 1 :]
         self._path = parts[:keep]
         for part in parts[keep:]:
+            if part in ("", ".", "..") or "/" in part:  # checked before; never step out
+                raise UnsafeArchive(f"archive member {member.name!r} has a bad path {part!r}")
             fd = self._fds[-1]
             with contextlib.suppress(FileExistsError):
                 os.mkdir(part, 0o777, dir_fd=fd)
@@ -137,4 +139,5 @@ class ArchiveWriter:
                     f"member {member.name!r} holds {size} bytes, its header says {member.size}"
                 )
             if member.mtime is not None:
-                os.utime(out.fileno(), (member.mtime, member.mtime))
+                with contextlib.suppress(OverflowError, OSError, ValueError):
+                    os.utime(out.fileno(), (member.mtime, member.mtime))

@@ -145,7 +145,10 @@ def _tar_members(archive_file: Path, limits: Limits) -> Iterator[list[Member]]:
 
 def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_file: Path) -> Member:
     mode = info.external_attr >> 16
-    mtime = time.mktime((*info.date_time, 0, 0, -1))
+    try:
+        mtime: float | None = time.mktime((*info.date_time, 0, 0, -1))
+    except (OverflowError, ValueError):
+        mtime = None
     if info.flag_bits & 0x1:
         raise InvalidInput(
             f"archive {str(archive_file)!r}: member {info.filename!r} is encrypted; "
