@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from transfer_data import seed
 
+from terrapipe.errors import InvalidInput
 from terrapipe.transfer.ops import copy, expire_copies
 
 OLD = time.time() - 10 * 86400
@@ -116,6 +117,12 @@ def test_real_expired_copy_is_still_deleted(inbox):
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "copied_at": OLD}))
     assert expire_copies(inbox / "sub", 1) == [old]
     assert sorted(os.listdir(inbox / "sub")) == []
+
+
+def test_copy_of_a_dotdot_path_is_refused_not_a_replace_of_the_parent(inbox):
+    with pytest.raises(InvalidInput, match="name the file or folder itself"):
+        copy(inbox.parent / "data" / "..", inbox / "sub")
+    _victims_intact(inbox)
 
 
 def _terrapipe(*args: str, umask: int) -> subprocess.CompletedProcess:

@@ -99,6 +99,8 @@ def copy(
     source, destination = Path(source), Path(destination)
     if not source.exists():
         raise InvalidInput(f"nothing to copy at {str(source)!r}")
+    if source.name in ("", ".", ".."):
+        raise InvalidInput(f"cannot copy {str(source)!r}: name the file or folder itself")
     if time_to_live is not None and time_to_live < 0:
         raise InvalidInput(f"invalid time_to_live {time_to_live!r}: expected days >= 0")
     destination.mkdir(parents=True, exist_ok=True)
