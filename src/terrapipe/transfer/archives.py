@@ -109,7 +109,7 @@ def _tar_kind(info: tarfile.TarInfo) -> tuple[str, str]:
 def _tar_members(archive_file: Path, limits: Limits) -> Iterator[list[Member]]:
     try:
         tar = tarfile.open(archive_file, "r:*")  # noqa: SIM115 - closed below
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except Exception as exc:  # tarfile, gzip, zlib, lzma, EOFError: not a readable archive
         raise InvalidInput(
             f"cannot read archive {str(archive_file)!r}: not a tar or zip archive, or "
             f"truncated ({exc})"
@@ -144,7 +144,7 @@ def _tar_members(archive_file: Path, limits: Limits) -> Iterator[list[Member]]:
 
 
 def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_file: Path) -> Member:
-    mode = info.external_attr >> 16
+    mode = info.external_attr >> 16 if info.create_system == 3 else 0  # a Unix st_mode
     try:
         mtime: float | None = time.mktime((*info.date_time, 0, 0, -1))
     except (OverflowError, ValueError):
@@ -154,7 +154,7 @@ def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_file: Path) 
             f"archive {str(archive_file)!r}: member {info.filename!r} is encrypted; "
             "decrypt the archive first"
         )
-    if info.is_dir():
+    if info.is_dir() or stat.S_ISDIR(mode):
         return Member(info.filename, "dir")
     if stat.S_ISLNK(mode):
         if info.file_size > _MAX_LINK:
