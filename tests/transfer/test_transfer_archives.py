@@ -179,7 +179,7 @@ def test_hard_link_to_a_later_or_missing_member_is_refused(place):
     _assert_untouched(place, place / "dest")
 
 
-def test_default_byte_cap_is_relative_to_the_archive(place):
+def test_default_byte_cap_is_relative_to_the_archive(place, monkeypatch):
     """20 MB of zeros in a ~20 kB tar.gz: over 100x its size, refused before writing."""
     bomb = _tar(place / "bomb.tar.gz", [_file("zeros.bin", bytes(20 * 1024**2))])
     assert bomb.stat().st_size < 100 * 1024
@@ -188,9 +188,11 @@ def test_default_byte_cap_is_relative_to_the_archive(place):
     _assert_untouched(place, place / "dest")
     # an explicit, trusting ratio lets it through, and the bytes are the real ones
     (path,) = unarchive(bomb, place / "ok", max_ratio=10_000)
-    assert (
-        hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(bytes(20 * 1024**2)).digest()
-    )
+    expected = hashlib.sha256(bytes(20 * 1024**2)).hexdigest()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == expected
+    # the same through the setting
+    monkeypatch.setenv("TERRAPIPE_ARCHIVE_MAX_RATIO", "10000")
+    assert unarchive(bomb, place / "ok2") == [place / "ok2" / "zeros.bin"]
 
 
 def test_caps_come_from_settings(place, monkeypatch):
