@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
 
+    # unarchive limits (terrapipe.transfer.archives): bytes written, ratio to the archive, members
+    archive_max_bytes: int = Field(default=10 * 1024**3, gt=0, description="Bytes at most.")
+    archive_max_ratio: float = Field(
+        default=100.0, gt=0, description="Bytes written per byte of archive at most."
+    )
+    archive_max_members: int = Field(default=50_000, gt=0, description="Members at most.")
+
     @classmethod
     def settings_customise_sources(
         cls,

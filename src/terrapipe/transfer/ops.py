@@ -5,8 +5,11 @@ Every output is written to a temporary name in its final folder and renamed when
 
 Copies: each copy ``NAME`` in a destination folder gets a hidden marker
 ``.NAME.terrapipe-copy`` (JSON: source, user id, time). ``time_to_live`` cleanup deletes
-only copies whose marker says they were made by the same user more than that many days ago
-(with their marker and ``.flag``); other files in the folder are never touched.
+only copies made by this user more than that many days ago (with their marker and
+``.flag``). What the marker *says* is not proof: the marker must be a regular file (not a
+link) owned by this process's uid, ``NAME`` must be a plain file name (not ``.``, ``..``,
+empty, or with a separator), and the copy itself must be this user's, directly in the
+folder; links are removed, never followed. Other files in the folder are never touched.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ from terrapipe.transfer.archives import archive, unarchive
 from terrapipe.transfer.crop import crop
 from terrapipe.transfer.secrets import Secret, reveal, scrub_text
 from terrapipe.transfer.ssh import ssh_client
+from terrapipe.transfer.staging import open_beside
 
 __all__ = [
     "LocalPublishTarget",
@@ -50,10 +55,13 @@ def _marker(target: Path) -> Path:
 
 
 def _write_atomic(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, target)
+    fd, tmp = open_beside(target)  # mode 666 less the umask, like any new file
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _remove(path: Path) -> None:
@@ -91,6 +99,8 @@ def copy(
     source, destination = Path(source), Path(destination)
     if not source.exists():
         raise InvalidInput(f"nothing to copy at {str(source)!r}")
+    if source.name in ("", ".", ".."):
+        raise InvalidInput(f"cannot copy {str(source)!r}: name the file or folder itself")
     if time_to_live is not None and time_to_live < 0:
         raise InvalidInput(f"invalid time_to_live {time_to_live!r}: expected days >= 0")
     destination.mkdir(parents=True, exist_ok=True)
@@ -124,24 +134,77 @@ def copy(
     return target
 
 
+def _copy_name(marker_name: str) -> str | None:
+    """The copy a marker file name stands for, or None if it could name anything else."""
+    if not (marker_name.startswith(".") and marker_name.endswith(MARKER_SUFFIX)):
+        return None
+    name = marker_name[1 : -len(MARKER_SUFFIX)]
+    if name in ("", ".", "..") or any(c in name for c in ("/", "\\", "\x00")):
+        return None
+    return name
+
+
+def _read_own_marker(folder_fd: int, marker_name: str) -> dict | None:
+    """The marker's record if it is a regular file owned by this uid (never via a link)."""
+    try:
+        fd = os.open(marker_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+    except OSError:  # a symbolic link (ELOOP), gone, unreadable
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_size > 1024**2:
+            return None
+        try:
+            record = json.loads(f.read())
+        except ValueError:
+            return None
+    return record if isinstance(record, dict) else None
+
+
+def _remove_own_entry(folder_fd: int, name: str) -> bool:
+    """Delete ``name`` directly in the folder if this uid owns it; a link is only unlinked."""
+    try:
+        st = os.lstat(name, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return False
+    if st.st_uid != os.getuid():
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=folder_fd)  # fd-based: does not follow links inside
+    else:
+        os.unlink(name, dir_fd=folder_fd)
+    return True
+
+
 def expire_copies(destination: str | Path, time_to_live: float) -> list[Path]:
-    """Delete this user's copies in ``destination`` older than ``time_to_live`` days."""
+    """Delete this user's copies in ``destination`` older than ``time_to_live`` days.
+
+    Only entries directly inside ``destination`` are deleted, found through markers this
+    uid owns (see the module docstring); anything else is left in place.
+    """
     destination = Path(destination)
     limit = time.time() - time_to_live * 86400
     removed = []
-    for marker in destination.glob(f".*{MARKER_SUFFIX}"):
-        try:
-            record = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("uid") != os.getuid() or float(record.get("copied_at", limit)) >= limit:
-            continue
-        name = marker.name[1 : -len(MARKER_SUFFIX)]
-        target = destination / name
-        for path in (target, target.with_name(name + ".flag"), marker):
-            if path.exists() or path.is_symlink():
-                _remove(path)
-        removed.append(target)
+    folder_fd = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for marker_name in sorted(os.listdir(folder_fd)):
+            name = _copy_name(marker_name)
+            if name is None:
+                continue
+            record = _read_own_marker(folder_fd, marker_name)
+            if record is None or record.get("uid") != os.getuid():
+                continue
+            try:
+                if float(record.get("copied_at", limit)) >= limit:
+                    continue
+            except (TypeError, ValueError):
+                continue
+            if _remove_own_entry(folder_fd, name):
+                removed.append(destination / name)
+            _remove_own_entry(folder_fd, name + ".flag")
+            _remove_own_entry(folder_fd, marker_name)
+    finally:
+        os.close(folder_fd)
     return removed
 
 
