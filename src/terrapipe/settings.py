@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
+    admin_levels: str | None = Field(
+        default=None,
+        description="Admin path level columns, top first (e.g. 'continent,name'); "
+        "default state,district,block.",
+    )
 
     @classmethod
     def settings_customise_sources(
