@@ -355,3 +355,70 @@ def test_bad_band_mapping_exits_2(cli, region, tmp_path, bands, message) -> None
     )
     assert code == 2, err
     assert message in err and "Traceback" not in err
+
+
+def test_ndvi_on_scenes_from_a_catalog_query(cli, region, tmp_path) -> None:
+    """``scenes=catalog:{...}``: the downloaded files of the matching datasets over the ROI,
+    dated by the dataset (file names carry no date here)."""
+    import datetime as dt
+
+    import shapely
+
+    from terrapipe.catalog import Dataset, DatasetURI
+    from terrapipe.catalog.ingest import save_datasets
+    from terrapipe.store import open_database
+
+    roi = _full_roi(region)
+    footprint = shapely.box(*(float(v) for v in roi.split(",")))
+    datasets, expected_dates = [], []
+    for i, when in enumerate(region.dates[:2] + region.dates[6:7]):
+        red, profile = _dn(region.band_paths(when)[0])
+        nir, _ = _dn(region.band_paths(when)[1])
+        folder = tmp_path / "downloads" / f"scene-{i}"
+        folder.mkdir(parents=True)
+        meta = {k: profile[k] for k in ("width", "height", "crs", "transform")}
+        uris = []
+        for name, arr in (("red", red), ("nir", nir)):
+            path = folder / f"{name}.tif"
+            with rasterio.open(path, "w", driver="GTiff", count=1, dtype="uint16", **meta) as d:
+                d.write(arr, 1)
+            uris.append(DatasetURI(f"https://example.invalid/{i}/{name}.tif", local_path=str(path)))
+        far = i == 2  # same collection, elsewhere on Earth: not a scene of this ROI
+        datasets.append(
+            Dataset(
+                f"scene-{i}",
+                collection="my-optical",
+                time_start=dt.datetime(when.year, when.month, when.day, 10, tzinfo=dt.UTC),
+                footprint=shapely.box(-60, -10, -59, -9) if far else footprint,
+                uris=tuple(uris),
+            )
+        )
+        if not far:
+            expected_dates.append(when.isoformat())
+    with open_database() as db:
+        save_datasets(db, datasets)
+    zones = _villages_file(region, tmp_path / "villages.geojson")
+    doc = _run_json(
+        cli,
+        "ndvi-timeseries",
+        "-p",
+        f"roi={roi}",
+        "-p",
+        'scenes=catalog:{"collection": "my-optical"}',
+        "-p",
+        "bands=red:red,nir:nir",
+        "-p",
+        f"villages={zones}",
+        "-p",
+        "zone_id=VIL_CODE",
+    )
+    table = _series(doc)
+    assert sorted(table["date"].dt.date.astype(str).unique()) == expected_dates
+    when = expected_dates[1]
+    red, profile = _dn(tmp_path / "downloads" / "scene-1" / "red.tif")
+    nir, _ = _dn(tmp_path / "downloads" / "scene-1" / "nir.tif")
+    expected = _expected_means(red, nir, profile, zones, tmp_path / "e.tif", -1)
+    got = table[table["date"] == pd.Timestamp(when)].set_index("village_id")["ndvi_mean"]
+    common = expected.dropna().index.intersection(got.index)
+    assert len(common) >= 5
+    np.testing.assert_allclose(got[common], expected[common], rtol=1e-5, atol=1e-6)

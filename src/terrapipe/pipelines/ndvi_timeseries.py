@@ -35,13 +35,21 @@ from terrapipe.pipelines.common import (
     layer_output,
 )
 from terrapipe.pipelines.facilities_proximity import VILLAGES, VillagesInRoi
-from terrapipe.pipelines.scenes import Scene, find_scenes, read_ndvi, sample_scenes, scene_paths
+from terrapipe.pipelines.scenes import (
+    Scene,
+    find_scenes,
+    is_catalog_query,
+    read_ndvi,
+    sample_scenes,
+    scene_paths,
+)
 
 DATASET = "ndvi-timeseries"
 SCENES = RegionInput(
     "scenes",
     None,
-    "optical scenes: files, folders or globs, comma separated (default: the sample's)",
+    "optical scenes: files, folders or globs, comma separated, or catalog:{JSON criteria} "
+    "(default: the sample's)",
     is_file=False,
 )
 SCENE_PARAMS = {
@@ -66,10 +74,16 @@ def _date(text: str, name: str) -> dt.date | None:
 class _ScenesTask(RegionTask):
     """A task that lists the scenes (``scenes`` + ``bands``, or the data folder's)."""
 
+    def _footprint(self, ctx):
+        """The ROI in EPSG:4326, to narrow a catalog query to the datasets over it."""
+        _roi_out, roi = self.roi(ctx)
+        return roi.to_crs(4326).geometry
+
     def scenes(self, ctx) -> list[Scene]:
         text = ctx.params.get("scenes")
         if text:
-            return find_scenes(text, ctx.params.get("bands") or "")
+            geometry = self._footprint(ctx) if is_catalog_query(text) else None
+            return find_scenes(text, ctx.params.get("bands") or "", geometry=geometry)
         manifest = self.manifest(ctx)
         if manifest is None:
             raise InvalidInput("no scenes: give scenes=FILES|FOLDER (and bands=...)")
@@ -78,7 +92,8 @@ class _ScenesTask(RegionTask):
     def scene_inputs(self, ctx) -> list[Path]:
         text = ctx.params.get("scenes")
         if text:
-            return scene_paths(text)
+            geometry = self._footprint(ctx) if is_catalog_query(text) else None
+            return scene_paths(text, geometry=geometry)
         manifest = self.manifest(ctx) if ctx.inputs.get("region") else None
         return [p for s in sample_scenes(manifest) for p in s.paths] if manifest else []
 

@@ -1,11 +1,15 @@
 """Optical scenes for the NDVI pipeline: which files hold red and NIR, for which date.
 
 ``scenes`` is a comma-separated list of files, folders (searched recursively for
-``.tif``/``.tiff``/``.jp2``/``.vrt``) or glob patterns. ``bands`` maps ``red`` and ``nir``
-either to a token of the file names (``red:B4,nir:B5`` for Landsat 8/9, whose bands are
-separate files ``..._B4.TIF``) or to band numbers inside each file (``red:3,nir:4`` for a
-multi-band image per date). The date of a scene is the first ``YYYYMMDD`` or
-``YYYY-MM-DD`` in its file name, else the file's ``date`` / ``TIFFTAG_DATETIME`` tag.
+``.tif``/``.tiff``/``.jp2``/``.vrt``) or glob patterns; or ``catalog:{JSON criteria}``, a
+catalog search (as ``terrapipe catalog search -q``) over the datasets that intersect the
+ROI, whose downloaded raster files are the scenes (dated by the dataset's start time).
+
+``bands`` maps ``red`` and ``nir`` either to a token of the file names (``red:B4,nir:B5``
+for Landsat 8/9, whose bands are separate files ``..._B4.TIF``) or to band numbers inside
+each file (``red:3,nir:4`` for a multi-band image per date). The date of a scene is the
+first ``YYYYMMDD`` or ``YYYY-MM-DD`` in its file name, else the file's ``date`` /
+``TIFFTAG_DATETIME`` tag.
 
 :func:`read_ndvi` reads one scene's NDVI over the ROI. It applies ``nodata`` (a fill value
 such as Landsat Level-1's 0, which carries no nodata tag) to both bands itself; when the
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from terrapipe.geo.roi import ROI
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
+CATALOG_PREFIX = "catalog:"
 DEFAULT_BANDS = "red:red,nir:nir"
 _DATE_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
 
@@ -105,9 +111,53 @@ def expand_scenes(text: str) -> list[Path]:
     return sorted(p.resolve() for p in found)
 
 
-def scene_paths(text: str) -> list[Path]:
+def is_catalog_query(text: str) -> bool:
+    return text.strip().startswith(CATALOG_PREFIX)
+
+
+def catalog_files(text: str, *, geometry: Any = None) -> list[tuple[Path, dt.date | None]]:
+    """The downloaded raster files of the catalog datasets matching ``catalog:{...}``
+    (and intersecting ``geometry``, EPSG:4326), each with its dataset's date."""
+    from terrapipe.catalog.query import MAX_LIMIT, search
+    from terrapipe.store import open_database  # TODO: the run's ctx.store once it exists
+
+    body = text.strip()[len(CATALOG_PREFIX) :].strip() or "{}"
+    try:
+        criteria = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"parameter 'scenes': catalog criteria {body!r} are not JSON ({exc.msg}); "
+            'e.g. scenes=catalog:{"collection": "landsat-c2l1"}'
+        ) from None
+    if not isinstance(criteria, dict):
+        raise InvalidInput(f"parameter 'scenes': catalog criteria must be a JSON object: {body}")
+    with open_database() as db:
+        datasets = search(db, criteria, geometry=geometry, limit=MAX_LIMIT)
+    found: list[tuple[Path, dt.date | None]] = []
+    for ds in datasets:
+        when = ds.time_start.date() if ds.time_start else None
+        for uri in ds.uris:
+            local = uri.local_path or (
+                uri.uri[len("file://") :] if uri.uri.startswith("file://") else uri.uri
+            )
+            path = Path(local)
+            if path.suffix.lower() in RASTER_SUFFIXES and path.is_file():
+                found.append((path.resolve(), when))
+    if not found:
+        raise InvalidInput(
+            f"parameter 'scenes': the catalog query {body} found {len(datasets)} dataset(s) "
+            "over the ROI but no downloaded raster file; download them first "
+            "(`terrapipe download`)"
+        )
+    return sorted(set(found), key=lambda f: str(f[0]))
+
+
+def scene_paths(text: str, *, geometry: Any = None) -> list[Path]:
     """What to fingerprint for ``scenes``: the folders and files as given (a folder's
-    fingerprint covers the files below it, so adding one reruns the listing)."""
+    fingerprint covers the files below it, so adding one reruns the listing); for a
+    catalog query, the files it finds."""
+    if is_catalog_query(text):
+        return [f for f, _ in catalog_files(text, geometry=geometry)]
     out: list[Path] = []
     for part in (p.strip() for p in text.split(",")):
         if part and not glob.has_magic(part):
@@ -150,15 +200,25 @@ def _band_of(path: Path, bands: dict[str, str | int]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def find_scenes(text: str, bands_text: str = "") -> list[Scene]:
-    """The scenes named by ``scenes`` with the ``bands`` mapping, one per date, by date."""
-    bands = parse_bands(bands_text)
-    files = expand_scenes(text)
+def find_scenes(text: str, bands_text: str = "", *, geometry: Any = None) -> list[Scene]:
+    """The scenes named by ``scenes`` with the ``bands`` mapping, one per date, by date
+    (``geometry``, EPSG:4326, narrows a catalog query to the datasets over the ROI)."""
+    if is_catalog_query(text):
+        dated = catalog_files(text, geometry=geometry)
+    else:
+        dated = [(f, None) for f in expand_scenes(text)]
+    return group_scenes(dated, parse_bands(bands_text), source=text)
+
+
+def group_scenes(
+    files: list[tuple[Path, dt.date | None]], bands: dict[str, str | int], *, source: str
+) -> list[Scene]:
+    """Pair red and NIR per date (date given, else :func:`file_date`), sorted by date."""
     by_date: dict[str, dict[str, Any]] = {}
     if isinstance(bands["red"], int):
         scenes = []
-        for f in files:
-            when = file_date(f).isoformat()
+        for f, known in files:
+            when = (known or file_date(f)).isoformat()
             if when in by_date:
                 raise InvalidInput(
                     f"parameter 'scenes': two images for {when}: {by_date[when]['file'].name} "
@@ -167,11 +227,11 @@ def find_scenes(text: str, bands_text: str = "") -> list[Scene]:
             by_date[when] = {"file": f}
             scenes.append(Scene(when, str(f), int(bands["red"]), str(f), int(bands["nir"])))
         return sorted(scenes, key=lambda s: s.date)
-    for f in files:
+    for f, known in files:
         band = _band_of(f, bands)
         if band is None:
             continue  # another band of the product, a QA file, ...
-        when = file_date(f).isoformat()
+        when = (known or file_date(f)).isoformat()
         slot = by_date.setdefault(when, {})
         if band in slot:
             raise InvalidInput(
@@ -181,7 +241,7 @@ def find_scenes(text: str, bands_text: str = "") -> list[Scene]:
         slot[band] = f
     if not by_date:
         raise InvalidInput(
-            f"parameter 'scenes': no file name in {text!r} has the band tokens "
+            f"parameter 'scenes': no file name in {source!r} has the band tokens "
             f"{bands['red']!r} / {bands['nir']!r}; set bands=red:TOKEN,nir:TOKEN"
         )
     scenes = []
