@@ -422,3 +422,49 @@ def test_ndvi_on_scenes_from_a_catalog_query(cli, region, tmp_path) -> None:
     common = expected.dropna().index.intersection(got.index)
     assert len(common) >= 5
     np.testing.assert_allclose(got[common], expected[common], rtol=1e-5, atol=1e-6)
+
+
+def test_facilities_proximity_on_own_files_and_columns(cli, region, tmp_path) -> None:
+    villages = gpd.read_parquet(region.path("villages")).rename(
+        columns={"village_id": "code", "name": "label"}
+    )
+    facilities = gpd.read_parquet(region.path("facilities")).rename(columns={"kind": "amenity"})
+    vpath, fpath = tmp_path / "v" / "census.gpkg", tmp_path / "f" / "sites.geojson"
+    vpath.parent.mkdir()
+    fpath.parent.mkdir()
+    villages.to_crs(3857).to_file(vpath, driver="GPKG")
+    facilities.to_file(fpath, driver="GeoJSON")
+    roi = _full_roi(region)
+    doc = _run_json(
+        cli,
+        "facilities-proximity",
+        "-p",
+        f"roi={roi}",
+        "-p",
+        f"villages={vpath}",
+        "-p",
+        "zone_id=code",
+        "-p",
+        f"facilities={fpath}",
+        "-p",
+        "facility_kind=amenity",
+    )
+    table = gpd.read_parquet(_layer_file(doc, "proximity"))
+    utm = villages.estimate_utm_crs()
+    v = table.to_crs(utm)
+    f = facilities.to_crs(utm)
+    for kind in sorted(facilities.amenity.unique()):
+        targets = f[f.amenity == kind].geometry.values
+        for geom_v, got in zip(v.geometry.values[:20], v[f"dist_{kind}_m"][:20], strict=True):
+            assert got == pytest.approx(min(geom_v.distance(t) for t in targets), abs=0.01)
+    code, _, err = cli(
+        "run",
+        "facilities-proximity",
+        "-p",
+        f"roi={roi}",
+        "-p",
+        f"villages={vpath}",
+        "-p",
+        f"facilities={fpath}",
+    )
+    assert code == 2 and "'facility_kind'" in err and "amenity" in err

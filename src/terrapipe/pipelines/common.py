@@ -193,7 +193,8 @@ class Region(Task):
         return any(not Path(f).exists() for f in files.values())  # the sample was removed
 
     def run(self, ctx: Context) -> dict[str, Any]:
-        from terrapipe.geo.roi import check_overlap, parse_roi
+        from terrapipe.geo.roi import check_overlap, parse_roi, roi_kind
+        from terrapipe.geo.vector import read_vector
 
         manifest = data_folder(ctx.params["data"]) if self._needs_data(ctx) else None
         files: dict[str, str] = {}
@@ -204,9 +205,12 @@ class Region(Task):
                     files[spec.param] = str(existing_file(value, spec.param))
             elif manifest is not None and spec.sample_key is not None:
                 files[spec.param] = str(manifest.path(spec.sample_key))
+        text = ctx.params["roi"]
         if ctx.params.get("boundaries"):
             boundaries = existing_file(ctx.params["boundaries"], "boundaries")
             levels = admin_levels(ctx.params.get("levels"))
+            if roi_kind(text or "") != "admin":
+                boundaries = None  # not needed: the inputs check their own overlap
         elif manifest is not None:
             boundaries = manifest.path("admin_boundaries")
             levels = admin_levels(ctx.params.get("levels")) or tuple(
@@ -214,12 +218,10 @@ class Region(Task):
             )
         else:
             boundaries, levels = None, None
-        roi = parse_roi(ctx.params["roi"], boundaries=boundaries, levels=levels or None)
-        if boundaries is not None:
-            from terrapipe.geo.vector import read_vector
-
-            admin = read_vector(boundaries)
-            check_overlap(roi, admin.total_bounds, admin.crs, name="the admin boundaries")
+        admin = read_vector(boundaries) if boundaries is not None else None
+        roi = parse_roi(text, boundaries=admin, levels=levels or None)
+        if admin is not None and roi.kind != "admin":
+            check_overlap(roi, admin.total_bounds, admin.crs, name="the region's admin boundaries")
         for note in roi.notes:
             ctx.log.warning("ROI %s: %s", roi.label, note)
         return {
