@@ -192,12 +192,23 @@ def _fill_stripes(red: np.ndarray, nir: np.ndarray, k: int) -> None:
     nir[rows // 2 : rows // 2 + 25, :] = 0
 
 
-def _landsat_scenes(region: SampleManifest, root: Path, dates: list[str]) -> None:
+def _landsat_scenes(
+    region: SampleManifest, root: Path, dates: list[str], *, shift: int = 0
+) -> None:
+    """Landsat-style folders of band files; ``shift`` columns cut off the west edge put
+    the scene on another grid (footprints of one path/row vary from date to date)."""
     for i, when in enumerate(dates):
         red_path, nir_path = region.band_paths(when)
         red, profile = _dn(red_path)
         nir, _ = _dn(nir_path)
         _fill_stripes(red, nir, i)
+        if shift:
+            red, nir = red[:, shift:].copy(), nir[:, shift:].copy()
+            t = profile["transform"]
+            profile = profile | {
+                "width": red.shape[1],
+                "transform": t @ rasterio.Affine.translation(shift, 0),
+            }
         stamp = when.replace("-", "")
         folder = root / f"LC08_L1TP_145045_{stamp}_20250101_02_T1"
         folder.mkdir(parents=True)
@@ -214,10 +225,19 @@ def _landsat_scenes(region: SampleManifest, root: Path, dates: list[str]) -> Non
 
 
 def _expected_means(
-    red: np.ndarray, nir: np.ndarray, profile: dict, zones: Path, dest: Path, nodata: float
+    red: np.ndarray,
+    nir: np.ndarray,
+    profile: dict,
+    zones: Path,
+    dest: Path,
+    nodata: float,
+    *,
+    scale: float = 1.0,
+    offset: float = 0.0,
 ) -> pd.DataFrame:
     """Independent: NDVI with numpy from the DN, nodata masked, then exactextract means."""
-    r, n = red.astype("float64"), nir.astype("float64")
+    r = red.astype("float64") * scale + offset
+    n = nir.astype("float64") * scale + offset
     valid = (red != nodata) & (nir != nodata) & ((r + n) != 0)
     ndvi = np.where(valid, (n - r) / np.where(valid, r + n, 1), np.nan).astype("float32")
     meta = {k: profile[k] for k in ("width", "height", "crs", "transform")}
@@ -279,13 +299,25 @@ def test_ndvi_on_landsat_band_files_with_nodata_equals_exactextract(cli, region,
     merged = table.merge(without, on=["village_id", "date"], suffixes=("", "_raw"))
     assert (np.abs(merged["ndvi_mean"] - merged["ndvi_mean_raw"]) > 0.01).any()
 
-    # a new scene in the folder: only its date is computed, the coverage is reused
-    later = [region.dates[3].isoformat()]
-    _landsat_scenes(region, scenes, later)
+    # a new scene in the folder, on another grid: only its date is computed, the coverage
+    # is reused by the others and made anew for it; its means still equal exactextract's
+    later = region.dates[3].isoformat()
+    _landsat_scenes(region, scenes, [later], shift=7)
     grown = _run_json(cli, *args, "-p", "nodata=0")
     states = [n["state"] for n in grown["nodes"]["ndvi"]]
     assert states == ["cached"] * 3 + ["succeeded"]
     assert grown["nodes"]["coverage"]["state"] == "cached"
+    folder = next(scenes.glob(f"*_{later.replace('-', '')}_*"))
+    red, profile = _dn(next(folder.glob("*_B4.TIF")))
+    nir, _ = _dn(next(folder.glob("*_B5.TIF")))
+    with rasterio.open(region.band_paths(region.dates[0])[0]) as first:
+        assert profile["transform"] != first.transform  # not the coverage's grid
+    expected = _expected_means(red, nir, profile, zones, tmp_path / "ndvi_later.tif", 0)
+    table = _series(grown)
+    got = table[table["date"] == pd.Timestamp(later)].set_index("village_id")["ndvi_mean"]
+    common = expected.dropna().index.intersection(got.index)
+    assert len(common) >= 5
+    np.testing.assert_allclose(got[common], expected[common], rtol=1e-5, atol=1e-6)
 
 
 def test_ndvi_on_multiband_images_in_another_band_order(cli, region, tmp_path) -> None:
@@ -318,11 +350,17 @@ def test_ndvi_on_multiband_images_in_another_band_order(cli, region, tmp_path) -
         f"villages={zones}",
         "-p",
         "zone_id=VIL_CODE",
+        "-p",
+        "scale=0.0000275",
+        "-p",
+        "offset=-0.2",
     )
     table = _series(doc)
     for i, when in enumerate(dates):
         red, nir, profile = stacks[when]
-        expected = _expected_means(red, nir, profile, zones, tmp_path / f"e{i}.tif", 0)
+        expected = _expected_means(
+            red, nir, profile, zones, tmp_path / f"e{i}.tif", 0, scale=0.0000275, offset=-0.2
+        )
         got = table[table["date"] == pd.Timestamp(when)].set_index("village_id")["ndvi_mean"]
         common = expected.dropna().index.intersection(got.index)
         assert len(common) >= 5

@@ -8,14 +8,15 @@ ROI's grid and reused by every date; it does not depend on the list of dates, so
 a date keeps it cached. A scene on another grid (another Landsat footprint) gets its own
 coverage.
 
-The scenes are parameter ``scenes`` (files, folders or globs) with ``bands`` saying which
-file or band is red and which NIR (``red:B4,nir:B5``, ``red:3,nir:4``; see
-:mod:`terrapipe.pipelines.scenes`); without ``scenes``, the data folder's red/NIR bands.
-``nodata`` overrides or supplies the bands' nodata (Landsat Level-1 fills with 0 and
-carries no tag). For every date (optionally between ``begin`` and ``end``): NDVI over the
-ROI as a COG and the mean NDVI of each village (coverage-weighted, exactextract).
-``series`` joins the dates into one table (Parquet and CSV) and a PNG chart. A date that
-was already computed is cached, so adding dates computes only the new ones.
+The scenes are parameter ``scenes`` (files, folders, globs or a catalog query) with
+``bands`` saying which file or band is red and which NIR (``red:B4,nir:B5``,
+``red:3,nir:4``; see :mod:`terrapipe.pipelines.scenes`); without ``scenes``, the data
+folder's red/NIR bands. ``nodata`` overrides or supplies the bands' nodata (Landsat
+Level-1 fills with 0 and carries no tag); ``scale`` / ``offset`` override the bands' scale
+tags. For every date (optionally between ``begin`` and ``end``): NDVI over the ROI as a
+COG and the mean NDVI of each village (coverage-weighted, exactextract). ``series`` joins
+the dates into one table (Parquet and CSV) and a PNG chart. A date that was already
+computed is cached, so adding dates computes only the new ones.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ SCENE_PARAMS = {
     ),
 }
 NODATA_PARAM = {
-    "nodata": Param(float, default=None, help="fill value of the bands (overrides their tag)")
+    "nodata": Param(float, default=None, help="fill value of the bands (overrides their tag)"),
+    "scale": Param(float, default=None, help="reflectance = DN * scale + offset (overrides tags)"),
+    "offset": Param(float, default=None, help="reflectance offset, with scale (overrides tags)"),
 }
 
 
@@ -174,7 +177,13 @@ class NdviDate(RegionTask):
 
         roi_out, roi = self.roi(ctx)
         scene = Scene.from_item(ctx.item)
-        ndvi = read_ndvi(scene, roi, nodata=ctx.params["nodata"])
+        ndvi = read_ndvi(
+            scene,
+            roi,
+            nodata=ctx.params["nodata"],
+            scale=ctx.params["scale"],
+            offset=ctx.params["offset"],
+        )
         zones = read_vector(ctx.inputs["villages"]["villages"])
         coverage = ZoneCoverage.load(ctx.inputs["coverage"]["coverage"])
         same_grid = tuple(ndvi.shape) == tuple(coverage.shape) and ndvi.transform.almost_equals(

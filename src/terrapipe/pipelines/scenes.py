@@ -266,11 +266,20 @@ def sample_scenes(manifest: Any) -> list[Scene]:
     return scenes
 
 
-def read_ndvi(scene: Scene, roi: ROI, *, nodata: float | None = None) -> RasterArray:
+def read_ndvi(
+    scene: Scene,
+    roi: ROI,
+    *,
+    nodata: float | None = None,
+    scale: float | None = None,
+    offset: float | None = None,
+) -> RasterArray:
     """NDVI (float32, NaN invalid) of one scene over the ROI's window, NaN outside the ROI.
 
-    Each band is scaled by its own scale/offset tags. ``nodata`` replaces the bands'
-    nodata tags (cells equal to it in either band are invalid).
+    Each band is scaled by its own scale/offset tags, or by ``scale`` / ``offset`` when
+    given (e.g. Landsat Collection 2 Level-2: 0.0000275 and -0.2, which the files do not
+    carry). ``nodata`` replaces the bands' nodata tags (cells whose stored value equals it
+    in either band are invalid).
     """
     import numpy as np
     import rasterio.features
@@ -295,8 +304,12 @@ def read_ndvi(scene: Scene, roi: ROI, *, nodata: float | None = None) -> RasterA
         i, j = scene.red_band - 1, scene.nir_band - 1
         red_nodata = nodata if nodata is not None else r.nodatavals[i]
         nir_nodata = nodata if nodata is not None else n.nodatavals[j]
-        r_scale, r_offset = r.scales[i], r.offsets[i]
-        n_scale, n_offset = n.scales[j], n.offsets[j]
+        r_scale = scale if scale is not None else r.scales[i]
+        n_scale = scale if scale is not None else n.scales[j]
+        r_offset = offset if offset is not None else r.offsets[i]
+        n_offset = offset if offset is not None else n.offsets[j]
+        if not (np.isfinite(r_scale) and np.isfinite(n_scale)) or 0 in (r_scale, n_scale):
+            raise InvalidInput(f"parameter 'scale': invalid scale factor for {scene.date}")
         transform, crs = r.window_transform(window), r.crs
     # scale each band by its own tags, then NDVI on reflectances (scale 1 from here on)
     invalid = np.zeros(red.shape, dtype=bool)
