@@ -151,3 +151,32 @@ def test_clip_raster_to_a_country_of_natural_earth(tmp_path, monkeypatch) -> Non
     )
     assert by_setting.returncode == 2
     assert "closest: 'Brazil'" in by_setting.stderr
+
+
+def test_admin_levels_setting_is_for_your_boundaries_not_the_sample(
+    cli, region, monkeypatch
+) -> None:
+    monkeypatch.setenv("TERRAPIPE_ADMIN_LEVELS", "continent,name")
+    code, _, err = cli(
+        "run",
+        "catchment-area",
+        "-p",
+        "roi=Narmada Pradesh/Sonpur/Amarkantak",
+        "-p",
+        f"data={region.directory}",
+    )
+    assert code == 0, err
+
+
+def test_a_folder_given_as_input_file_exits_2(cli, region, tmp_path) -> None:
+    code, _, err = cli(
+        "run",
+        "drainage-lines",
+        "-p",
+        "roi=Narmada Pradesh/Sonpur",
+        "-p",
+        f"data={region.directory}",
+        "-p",
+        f"lines={tmp_path}",
+    )
+    assert code == 2 and "'lines'" in err and "is a folder" in err

@@ -74,10 +74,13 @@ def data_folder(data: str | None) -> SampleManifest:
 
 
 def existing_file(value: Path | str, name: str) -> Path:
-    """The absolute path of an input given as parameter ``name``; InvalidInput if absent."""
+    """The absolute path of an input file given as parameter ``name`` (a file, or a
+    folder-shaped format such as a FileGDB ``.gdb``); InvalidInput otherwise."""
     path = Path(value).expanduser()
     if not path.exists():
         raise InvalidInput(f"parameter {name!r}: file not found: {path}")
+    if path.is_dir() and path.suffix.lower() != ".gdb":
+        raise InvalidInput(f"parameter {name!r}: {path} is a folder; give a file")
     return path.resolve()
 
 
@@ -211,11 +214,12 @@ class Region(Task):
             levels = admin_levels(ctx.params.get("levels"))
             if roi_kind(text or "") != "admin":
                 boundaries = None  # not needed: the inputs check their own overlap
-        elif manifest is not None:
+        elif manifest is not None:  # its own levels: TERRAPIPE_ADMIN_LEVELS is for yours
+            from terrapipe.geo.roi import parse_levels
+
             boundaries = manifest.path("admin_boundaries")
-            levels = admin_levels(ctx.params.get("levels")) or tuple(
-                manifest.data.get("admin_levels", ())
-            )
+            given = ctx.params.get("levels")
+            levels = parse_levels(given or manifest.data.get("admin_levels") or None)
         else:
             boundaries, levels = None, None
         admin = read_vector(boundaries) if boundaries is not None else None
