@@ -193,10 +193,17 @@ def _fill_stripes(red: np.ndarray, nir: np.ndarray, k: int) -> None:
 
 
 def _landsat_scenes(
-    region: SampleManifest, root: Path, dates: list[str], *, shift: int = 0
+    region: SampleManifest,
+    root: Path,
+    dates: list[str],
+    *,
+    shift: int = 0,
+    path_row: str = "145045",
+    east_m: float = 0.0,
 ) -> None:
     """Landsat-style folders of band files; ``shift`` columns cut off the west edge put
-    the scene on another grid (footprints of one path/row vary from date to date)."""
+    the scene on another grid (footprints of one path/row vary from date to date);
+    ``east_m`` moves it (another path/row)."""
     for i, when in enumerate(dates):
         red_path, nir_path = region.band_paths(when)
         red, profile = _dn(red_path)
@@ -209,10 +216,13 @@ def _landsat_scenes(
                 "width": red.shape[1],
                 "transform": t @ rasterio.Affine.translation(shift, 0),
             }
+        if east_m:
+            moved = rasterio.Affine.translation(east_m, 0) @ profile["transform"]
+            profile = profile | {"transform": moved}
         stamp = when.replace("-", "")
-        folder = root / f"LC08_L1TP_145045_{stamp}_20250101_02_T1"
+        base = f"LC08_L1TP_{path_row}_{stamp}_20250101_02_T1"
+        folder = root / base
         folder.mkdir(parents=True)
-        base = f"LC08_L1TP_145045_{stamp}_20250101_02_T1"
         profile = {k: profile[k] for k in ("width", "height", "crs", "transform")} | {
             "driver": "GTiff",
             "count": 1,
@@ -259,6 +269,8 @@ def test_ndvi_on_landsat_band_files_with_nodata_equals_exactextract(cli, region,
     dates = [d.isoformat() for d in region.dates[:3]]
     scenes = tmp_path / "landsat" / "collection2"
     _landsat_scenes(region, scenes, dates)
+    # the neighbouring path/row, same day, 400 km east: not over the ROI, left out
+    _landsat_scenes(region, scenes, dates[:1], path_row="144045", east_m=400_000)
     zones = _villages_file(region, tmp_path / "zones" / "my villages.geojson")
     args = [
         "ndvi-timeseries",
@@ -283,7 +295,7 @@ def test_ndvi_on_landsat_band_files_with_nodata_equals_exactextract(cli, region,
     assert (table["village"] == table["village_id"].map(names)).all()
     checked = 0
     for i, when in enumerate(dates):
-        folder = next(scenes.glob(f"*_{when.replace('-', '')}_*"))
+        folder = next(scenes.glob(f"*_145045_{when.replace('-', '')}_*"))
         red, profile = _dn(next(folder.glob("*_B4.TIF")))
         nir, _ = _dn(next(folder.glob("*_B5.TIF")))
         expected = _expected_means(red, nir, profile, zones, tmp_path / f"ndvi_{i}.tif", 0)
@@ -307,7 +319,7 @@ def test_ndvi_on_landsat_band_files_with_nodata_equals_exactextract(cli, region,
     states = [n["state"] for n in grown["nodes"]["ndvi"]]
     assert states == ["cached"] * 3 + ["succeeded"]
     assert grown["nodes"]["coverage"]["state"] == "cached"
-    folder = next(scenes.glob(f"*_{later.replace('-', '')}_*"))
+    folder = next(scenes.glob(f"*_145045_{later.replace('-', '')}_*"))
     red, profile = _dn(next(folder.glob("*_B4.TIF")))
     nir, _ = _dn(next(folder.glob("*_B5.TIF")))
     with rasterio.open(region.band_paths(region.dates[0])[0]) as first:
@@ -365,6 +377,26 @@ def test_ndvi_on_multiband_images_in_another_band_order(cli, region, tmp_path) -
         common = expected.dropna().index.intersection(got.index)
         assert len(common) >= 5
         np.testing.assert_allclose(got[common], expected[common], rtol=1e-5, atol=1e-6)
+
+
+def test_two_scenes_over_the_roi_on_one_date_exit_2(cli, region, tmp_path) -> None:
+    when = region.dates[0].isoformat()
+    _landsat_scenes(region, tmp_path / "ls", [when])
+    _landsat_scenes(region, tmp_path / "ls", [when], path_row="145046", east_m=300.0)
+    code, _, err = cli(
+        "run",
+        "ndvi-timeseries",
+        "-p",
+        f"roi={_full_roi(region)}",
+        "-p",
+        f"scenes={tmp_path / 'ls'}",
+        "-p",
+        "bands=red:B4,nir:B5",
+        "-p",
+        f"data={region.directory}",
+    )
+    assert code == 2, err
+    assert f"two scenes over the ROI on {when}" in err and "145046" in err
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from terrapipe.core.task import Param
 from terrapipe.core.workflow import Workflow
-from terrapipe.errors import InvalidInput
+from terrapipe.errors import InvalidInput, RoiOutsideData
 from terrapipe.pipelines.common import (
     Publish,
     Region,
@@ -40,6 +40,8 @@ from terrapipe.pipelines.scenes import (
     Scene,
     find_scenes,
     is_catalog_query,
+    one_per_date,
+    over_roi,
     read_ndvi,
     sample_scenes,
     scene_paths,
@@ -83,10 +85,19 @@ class _ScenesTask(RegionTask):
         return roi.to_crs(4326).geometry
 
     def scenes(self, ctx) -> list[Scene]:
+        """The scenes over the ROI, by date (scenes elsewhere are left out)."""
         text = ctx.params.get("scenes")
         if text:
             geometry = self._footprint(ctx) if is_catalog_query(text) else None
-            return find_scenes(text, ctx.params.get("bands") or "", geometry=geometry)
+            found = find_scenes(text, ctx.params.get("bands") or "", geometry=geometry)
+            _roi_out, roi = self.roi(ctx)
+            kept = over_roi(found, roi)
+            if not kept:
+                raise RoiOutsideData(
+                    f"ROI {roi.label!r} meets none of the {len(found)} scene(s) in "
+                    f"parameter 'scenes' ({found[0].red}, ...)"
+                )
+            return one_per_date(kept)
         manifest = self.manifest(ctx)
         if manifest is None:
             raise InvalidInput("no scenes: give scenes=FILES|FOLDER (and bands=...)")

@@ -201,8 +201,9 @@ def _band_of(path: Path, bands: dict[str, str | int]) -> str | None:
 
 
 def find_scenes(text: str, bands_text: str = "", *, geometry: Any = None) -> list[Scene]:
-    """The scenes named by ``scenes`` with the ``bands`` mapping, one per date, by date
-    (``geometry``, EPSG:4326, narrows a catalog query to the datasets over the ROI)."""
+    """The scenes named by ``scenes`` with the ``bands`` mapping, sorted by date
+    (``geometry``, EPSG:4326, narrows a catalog query to the datasets over the ROI).
+    Several scenes may share a date (neighbouring footprints): see :func:`one_per_date`."""
     if is_catalog_query(text):
         dated = catalog_files(text, geometry=geometry)
     else:
@@ -210,51 +211,80 @@ def find_scenes(text: str, bands_text: str = "", *, geometry: Any = None) -> lis
     return group_scenes(dated, parse_bands(bands_text), source=text)
 
 
+def _scene_key(path: Path, token: str) -> tuple[str, str]:
+    """What the band files of one scene share: their folder and name without the token."""
+    rest = [t for t in _tokens(path) if t != token.lower()]
+    return str(path.parent), "_".join(rest)
+
+
 def group_scenes(
     files: list[tuple[Path, dt.date | None]], bands: dict[str, str | int], *, source: str
 ) -> list[Scene]:
-    """Pair red and NIR per date (date given, else :func:`file_date`), sorted by date."""
-    by_date: dict[str, dict[str, Any]] = {}
+    """Pair the red and NIR files of each scene (date given, else :func:`file_date`)."""
     if isinstance(bands["red"], int):
-        scenes = []
-        for f, known in files:
-            when = (known or file_date(f)).isoformat()
-            if when in by_date:
-                raise InvalidInput(
-                    f"parameter 'scenes': two images for {when}: {by_date[when]['file'].name} "
-                    f"and {f.name}; give one image per date"
-                )
-            by_date[when] = {"file": f}
-            scenes.append(Scene(when, str(f), int(bands["red"]), str(f), int(bands["nir"])))
-        return sorted(scenes, key=lambda s: s.date)
+        red, nir = int(bands["red"]), int(bands["nir"])
+        scenes = [
+            Scene((known or file_date(f)).isoformat(), str(f), red, str(f), nir)
+            for f, known in files
+        ]
+        return sorted(scenes, key=lambda s: (s.date, s.red))
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
     for f, known in files:
         band = _band_of(f, bands)
         if band is None:
             continue  # another band of the product, a QA file, ...
-        when = (known or file_date(f)).isoformat()
-        slot = by_date.setdefault(when, {})
-        if band in slot:
-            raise InvalidInput(
-                f"parameter 'scenes': two {band} files for {when}: {slot[band].name} and "
-                f"{f.name}; give one scene per date"
-            )
+        slot = groups.setdefault(_scene_key(f, str(bands[band])), {})
         slot[band] = f
-    if not by_date:
+        slot.setdefault("date", (known or file_date(f)).isoformat())
+    if not groups:
         raise InvalidInput(
             f"parameter 'scenes': no file name in {source!r} has the band tokens "
             f"{bands['red']!r} / {bands['nir']!r}; set bands=red:TOKEN,nir:TOKEN"
         )
     scenes = []
-    for when, slot in sorted(by_date.items()):
+    for slot in groups.values():
         missing = [b for b in ("red", "nir") if b not in slot]
         if missing:
-            have = next(iter(slot.values())).name
+            have = next(v for k, v in slot.items() if k != "date")
             raise InvalidInput(
-                f"parameter 'scenes': {when} has no {missing[0]} file (band token "
+                f"parameter 'scenes': no {missing[0]} file (band token "
                 f"{bands[missing[0]]!r}) beside {have}"
             )
-        scenes.append(Scene(when, str(slot["red"]), 1, str(slot["nir"]), 1))
+        scenes.append(Scene(slot["date"], str(slot["red"]), 1, str(slot["nir"]), 1))
+    return sorted(scenes, key=lambda s: (s.date, s.red))
+
+
+def one_per_date(scenes: list[Scene]) -> list[Scene]:
+    """The scenes, refusing two on one date (mosaicking is not done here)."""
+    seen: dict[str, Scene] = {}
+    for scene in scenes:
+        if scene.date in seen:
+            raise InvalidInput(
+                f"parameter 'scenes': two scenes over the ROI on {scene.date}: "
+                f"{Path(seen[scene.date].red).name} and {Path(scene.red).name}; "
+                "give one scene per date (mosaic them first)"
+            )
+        seen[scene.date] = scene
     return scenes
+
+
+def over_roi(scenes: list[Scene], roi: ROI) -> list[Scene]:
+    """The scenes whose red band's extent meets the ROI (a folder may hold other
+    footprints: neighbouring Landsat path/rows, other tiles); reads metadata only."""
+    import shapely
+
+    from terrapipe.geo.raster import open_raster
+
+    kept = []
+    for scene in scenes:
+        with open_raster(scene.red) as src:
+            if src.crs is None:
+                raise InvalidInput(f"parameter 'scenes': {scene.red} has no CRS")
+            extent = shapely.box(*src.bounds)
+            crs = src.crs
+        if roi.to_crs(crs).geometry.intersects(extent):
+            kept.append(scene)
+    return kept
 
 
 def sample_scenes(manifest: Any) -> list[Scene]:
