@@ -3,8 +3,9 @@
 Every region workflow starts with ``region``: it resolves the workflow's input files (each
 one a parameter, e.g. ``accumulation=FILE``; an input not given comes from the data folder
 ``data``, by default the bundled sample region, generated on first use under
-``$TERRAPIPE_HOME/sample``), parses the ROI (an admin path is matched in ``boundaries`` by
-the ``levels`` columns) and checks that it overlaps the boundaries it used. Producing tasks
+``$TERRAPIPE_HOME/sample``, and only when some input needs it), parses the ROI (an admin
+path is matched in ``boundaries`` by the ``levels`` columns) and checks that any other
+ROI overlaps the data folder's boundaries when it uses them. Producing tasks
 read the resolved files (their fingerprints enter the cache keys) and return *layer
 outputs*; the final ``publish`` node turns each into a layer record, a quicklook and a STAC
 item.
