@@ -538,3 +538,27 @@ def test_facilities_proximity_on_own_files_and_columns(cli, region, tmp_path) ->
         f"facilities={fpath}",
     )
     assert code == 2 and "'facility_kind'" in err and "amenity" in err
+
+
+def test_drainage_lines_on_own_file_without_order(cli, region, tmp_path) -> None:
+    import shapely
+
+    source = gpd.read_parquet(region.path("drainage_lines")).drop(columns="order")
+    rivers = tmp_path / "hydro" / "rivers.gpkg"
+    rivers.parent.mkdir()
+    source.to_crs(3857).to_file(rivers, driver="GPKG")
+    roi = _full_roi(region).split(",")
+    x0, y0, x1, y1 = (float(v) for v in roi)
+    box = f"{x0},{y0},{(x0 + x1) / 2},{(y0 + y1) / 2}"  # the south-west quarter
+    doc = _run_json(cli, "drainage-lines", "-p", f"roi={box}", "-p", f"lines={rivers}")
+    out = gpd.read_parquet(_layer_file(doc, "clip-drainage-lines"))
+    lines = gpd.read_file(rivers)
+    quarter = gpd.GeoSeries([shapely.box(x0, y0, (x0 + x1) / 2, (y0 + y1) / 2)], crs=4326)
+    area = quarter.to_crs(lines.crs).iloc[0]
+    expected = float(shapely.length(shapely.intersection(lines.geometry.values, area)).sum())
+    assert expected > 0
+    assert out.to_crs(lines.crs).length.sum() == pytest.approx(expected, rel=1e-3)
+    code, _, err = cli(
+        "run", "drainage-lines", "-p", f"roi={box}", "-p", f"lines={rivers}", "-p", "min_order=2"
+    )
+    assert code == 2 and "no 'order' column" in err
