@@ -562,3 +562,38 @@ def test_drainage_lines_on_own_file_without_order(cli, region, tmp_path) -> None
         "run", "drainage-lines", "-p", f"roi={box}", "-p", f"lines={rivers}", "-p", "min_order=2"
     )
     assert code == 2 and "no 'order' column" in err
+
+
+def test_stream_order_on_own_dem(cli, region, tmp_path) -> None:
+    import shutil
+
+    dem = tmp_path / "srtm" / "n21e080_utm.tif"
+    dem.parent.mkdir()
+    shutil.copy(region.path("dem"), dem)
+    villages = _villages_file(region, tmp_path / "villages.geojson")
+    doc = _run_json(
+        cli,
+        "stream-order",
+        "-p",
+        "roi=Narmada Pradesh/Sonpur",
+        "-p",
+        f"data={region.directory}",  # boundaries from the data folder, inputs given
+        "-p",
+        f"dem={dem}",
+        "-p",
+        f"villages={villages}",
+        "-p",
+        "zone_id=VIL_CODE",
+        "-p",
+        "threshold=50",
+    )
+    assert doc["nodes"]["clip-dem"]["outputs"]["source"] == str(dem.resolve())
+    clipped = doc["nodes"]["clip-dem"]["outputs"]["dem"]
+    with rasterio.open(clipped) as clip, rasterio.open(dem) as src:
+        data = clip.read(1, masked=True)
+        window = rasterio.windows.from_bounds(*clip.bounds, transform=src.transform)
+        direct = src.read(1, window=window.round_offsets().round_lengths())
+        assert (~data.mask).sum() > 100
+        np.testing.assert_array_equal(data.compressed(), direct[~data.mask])
+    table = gpd.read_parquet(_layer_file(doc, "order-by-zone"))
+    assert "VIL_CODE" in table.columns and len(table) > 0
