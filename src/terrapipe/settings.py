@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
+    admin_levels: str | None = Field(
+        default=None,
+        description="Admin path level columns, top first (e.g. 'continent,name'); "
+        "default state,district,block.",
+    )
 
     # unarchive limits (terrapipe.transfer.archives): bytes written, ratio to the archive, members
     archive_max_bytes: int = Field(default=10 * 1024**3, gt=0, description="Bytes at most.")

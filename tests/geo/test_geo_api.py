@@ -13,8 +13,9 @@ import terrapipe.geo
 PUBLIC = {
     "naming": ["fold", "layer_name", "output_path", "roi_slug", "slugify"],
     "roi": [
-        "ADMIN_LEVELS", "ROI", "check_overlap", "make_roi", "parse_crs", "parse_roi",
-        "roi_from_admin", "roi_from_bbox", "roi_from_file", "roi_from_geojson", "roi_from_wkt",
+        "ADMIN_LEVELS", "ROI", "check_overlap", "make_roi", "parse_crs", "parse_levels",
+        "parse_roi", "roi_from_admin", "roi_from_bbox", "roi_from_file", "roi_from_geojson",
+        "roi_from_wkt", "roi_kind",
     ],
     "raster": [
         "RasterArray", "clip_dataset", "clip_raster", "default_nodata", "describe_raster",

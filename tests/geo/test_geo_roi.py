@@ -159,3 +159,58 @@ def test_roi_outside_data_is_a_clear_error():
     with pytest.raises(RoiOutsideData, match="dem.tif"):
         check_overlap(roi, (0, 0, 1000, 1000), "EPSG:32644", name="dem.tif")
     check_overlap(roi, (390000, 2320000, 420000, 2340000), "EPSG:32644", name="dem.tif")
+
+
+# -- admin paths on the user's own boundaries (named level columns) ---------------------
+
+
+def _natural_earth() -> Path:
+    import pyogrio
+
+    path = (
+        Path(pyogrio.__file__).parent
+        / "tests"
+        / "fixtures"
+        / "naturalearth_lowres"
+        / "naturalearth_lowres.shp"
+    )
+    if not path.exists():
+        pytest.skip(f"pyogrio does not ship Natural Earth countries here: {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def countries() -> gpd.GeoDataFrame:
+    return gpd.read_file(_natural_earth())
+
+
+def test_admin_path_with_named_levels_matches_natural_earth(countries):
+    roi = parse_roi("south AMERICA/Brazíl", boundaries=countries, levels="continent,name")
+    brazil = countries[(countries.continent == "South America") & (countries.name == "Brazil")]
+    assert len(brazil) == 1
+    assert roi.label == "South America/Brazil" and roi.kind == "admin"
+    assert roi.geometry.equals(shapely.make_valid(brazil.geometry.iloc[0]))
+    # a prefix is the whole continent
+    continent = roi_from_admin("south america", countries, levels=("continent", "name"))
+    expected = countries[countries.continent == "South America"].geometry.union_all()
+    assert continent.geometry.symmetric_difference(expected).area < 1e-9
+
+
+def test_admin_levels_errors_say_which_levels_and_columns_exist(countries):
+    with pytest.raises(RoiError) as info:  # default state/district/block
+        parse_roi("South America/Brazil", boundaries=countries)
+    msg = str(info.value)
+    assert "'state'" in msg and "continent" in msg and "iso_a3" in msg and "levels=" in msg
+    with pytest.raises(RoiError) as info:  # too long
+        roi_from_admin("South America/Brazil/Pará", countries, levels="continent,name")
+    msg = str(info.value)
+    assert "3 parts" in msg and "2 level" in msg and "continent/name" in msg
+    with pytest.raises(AdminNameNotFound) as info:  # too short: a country at the top
+        roi_from_admin("Brazil", countries, levels="continent,name")
+    msg = str(info.value)
+    assert "'South America/Brazil'" in msg and "continent/name" in msg
+    with pytest.raises(AdminNameNotFound) as info:  # close matches still suggested
+        roi_from_admin("South America/Brasil", countries, levels="continent,name")
+    assert "'Brazil'" in str(info.value)
+    with pytest.raises(RoiError, match="named twice"):
+        roi_from_admin("Asia", countries, levels="name,name")

@@ -34,12 +34,14 @@ __all__ = [
     "check_overlap",
     "make_roi",
     "parse_crs",
+    "parse_levels",
     "parse_roi",
     "roi_from_admin",
     "roi_from_bbox",
     "roi_from_file",
     "roi_from_geojson",
     "roi_from_wkt",
+    "roi_kind",
 ]
 
 ADMIN_LEVELS: tuple[str, ...] = ("state", "district", "block")
@@ -305,30 +307,82 @@ def _closest(name: str, candidates: Sequence[str], n: int = 3) -> str:
     return ", ".join(repr(by_fold[m]) for m in matches) or "(none)"
 
 
+def parse_levels(levels: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Admin level columns from ``"continent,name"`` (or ``/``-separated, or a sequence);
+    ``None`` or empty gives :data:`ADMIN_LEVELS`."""
+    if levels is None:
+        return ADMIN_LEVELS
+    parts = re.split(r"[,/]", levels) if isinstance(levels, str) else list(levels)
+    names = tuple(str(p).strip() for p in parts if str(p).strip())
+    if not names:
+        return ADMIN_LEVELS
+    if len(set(names)) != len(names):
+        raise RoiError(f"invalid admin levels: {levels!r} (a column is named twice)")
+    return names
+
+
+def _levels_hint(levels: Sequence[str], boundaries: gpd.GeoDataFrame) -> str:
+    columns = ", ".join(str(c) for c in boundaries.columns if c != boundaries.geometry.name)
+    return f"levels: {'/'.join(levels)}; columns: {columns}"
+
+
+def _deeper_match(rows: gpd.GeoDataFrame, levels: Sequence[str], name: str) -> list[str]:
+    """Full paths of the rows whose name at a level below the current one is ``name``."""
+    for depth, level in enumerate(levels):
+        if depth == 0 or level not in rows.columns:
+            continue
+        hit = rows[rows[level].astype(str).map(fold) == fold(name)]
+        if not hit.empty:
+            paths = hit[list(levels[: depth + 1])].astype(str).agg("/".join, axis=1)
+            return sorted(set(paths))[:3]
+    return []
+
+
 def roi_from_admin(
     path: str | Sequence[str],
     boundaries: gpd.GeoDataFrame,
     *,
-    levels: Sequence[str] = ADMIN_LEVELS,
+    levels: str | Sequence[str] | None = ADMIN_LEVELS,
 ) -> ROI:
-    """ROI from an admin path ``state/district/block`` (or a prefix) in a boundary layer."""
+    """ROI from an admin path (``state/district/block`` or a prefix) in a boundary layer.
+
+    ``levels`` names the boundary layer's columns, top level first (``continent,name``
+    for Natural Earth); each part of the path matches its level ignoring case and accents.
+    """
+    levels = parse_levels(levels)
     parts = [p.strip() for p in (path.split("/") if isinstance(path, str) else path)]
     if not parts or any(not p for p in parts):
-        raise RoiError(f"invalid admin path: {path!r} (expected 'state/district/block')")
-    if len(parts) > len(levels):
-        raise RoiError(f"invalid admin path: {path!r} (at most {len(levels)} levels)")
-    missing = [lvl for lvl in levels[: len(parts)] if lvl not in boundaries.columns]
+        raise RoiError(f"invalid admin path: {path!r} (expected '{'/'.join(levels)}')")
+    missing = [lvl for lvl in levels if lvl not in boundaries.columns]
     if missing:
-        raise RoiError(f"boundary layer has no column(s) {missing} for admin path {path!r}")
+        raise RoiError(
+            f"boundary layer has no column(s) {missing} for admin path {path!r} "
+            f"({_levels_hint(levels, boundaries)}); name the level columns with "
+            "-p levels=COL1,COL2 (or TERRAPIPE_ADMIN_LEVELS)"
+        )
+    if len(parts) > len(levels):
+        raise RoiError(
+            f"invalid admin path: {path!r} has {len(parts)} parts but the boundary layer "
+            f"has {len(levels)} level(s) ({_levels_hint(levels, boundaries)}); "
+            "shorten the path or name more levels with -p levels=..."
+        )
     rows = boundaries
     matched: list[str] = []
-    for level, name in zip(levels, parts, strict=False):
+    for depth, (level, name) in enumerate(zip(levels, parts, strict=False)):
         values = rows[level].astype(str)
         hit = rows[values.map(fold) == fold(name)]
         if hit.empty:
             where = f" in {'/'.join(matched)}" if matched else ""
+            deeper = _deeper_match(rows, levels[depth:], name)
+            hint = (
+                f"; {name!r} is a {levels[depth + len(deeper[0].split('/')) - 1]}: "
+                f"try {', '.join(repr('/'.join([*matched, d])) for d in deeper)}"
+                if deeper
+                else ""
+            )
             raise AdminNameNotFound(
                 f"unknown {level} {name!r}{where}; closest: {_closest(name, values.unique())}"
+                f"{hint} ({_levels_hint(levels, boundaries)})"
             )
         matched.append(str(hit[level].iloc[0]))
         rows = hit
@@ -358,33 +412,51 @@ def _split_file_selector(text: str) -> tuple[str, str | None, str | None]:
     return text, None, None
 
 
+def roi_kind(text: str) -> str:
+    """Which kind of ROI :func:`parse_roi` reads from ``text``: ``geojson``, ``bbox``,
+    ``wkt``, ``file`` or ``admin`` (only an admin path needs a boundary layer)."""
+    s = text.strip()
+    if s.startswith("{"):
+        return "geojson"
+    if _BBOX_RE.match(s):
+        return "bbox"
+    if _WKT_RE.match(s):
+        return "wkt"
+    if Path(_split_file_selector(s)[0]).expanduser().is_file():
+        return "file"
+    return "admin"
+
+
 def parse_roi(
     text: str | ROI,
     *,
     boundaries: gpd.GeoDataFrame | str | Path | None = None,
     crs: Any = None,
+    levels: str | Sequence[str] | None = None,
 ) -> ROI:
-    """ROI from text: GeoJSON, bbox, WKT, a file (``path[#attr=value]``) or an admin path."""
+    """ROI from text: GeoJSON, bbox, WKT, a file (``path[#attr=value]``) or an admin path
+    (matched in ``boundaries`` by the ``levels`` columns, default state/district/block)."""
     if isinstance(text, ROI):
         return text
     if not isinstance(text, str) or not text.strip():
         raise RoiError(f"empty or invalid ROI: {text!r}")
     s = text.strip()
-    if s.startswith("{"):
+    kind = roi_kind(s)
+    if kind == "geojson":
         return roi_from_geojson(s, crs=crs)
-    if _BBOX_RE.match(s):
+    if kind == "bbox":
         return roi_from_bbox(s, crs=crs)
-    if _WKT_RE.match(s):
+    if kind == "wkt":
         return roi_from_wkt(s, crs=crs)
-    file_part, attr, value = _split_file_selector(s)
-    if Path(file_part).expanduser().is_file():
+    if kind == "file":
+        file_part, attr, value = _split_file_selector(s)
         return roi_from_file(Path(file_part).expanduser(), attribute=attr, value=value, crs=crs)
     if boundaries is not None:
         if not isinstance(boundaries, gpd.GeoDataFrame):
             from terrapipe.geo.vector import read_vector
 
             boundaries = read_vector(boundaries)
-        return roi_from_admin(s, boundaries)
+        return roi_from_admin(s, boundaries, levels=levels)
     raise RoiError(
         f"cannot read ROI {_clip(s)!r}: not GeoJSON, bbox, WKT or an existing file, "
         "and no boundary layer was given for an admin path"

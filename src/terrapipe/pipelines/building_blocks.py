@@ -7,7 +7,8 @@
     proximity     (features, targets, target_class)    -> features + dist_<class>_m columns
 
 ``roi`` is a bbox, WKT, GeoJSON or a vector file (``path#attribute=value`` picks one
-feature); an admin path needs ``boundaries`` (a vector file with state/district/block).
+feature); an admin path needs ``boundaries`` (a vector file) whose columns ``levels`` names
+(default state,district,block; e.g. ``levels=continent,name`` for Natural Earth).
 """
 
 from __future__ import annotations
@@ -19,14 +20,23 @@ from terrapipe.core.task import Param, Task
 from terrapipe.core.workflow import Workflow
 from terrapipe.errors import InvalidInput
 from terrapipe.geo.naming import slugify
-from terrapipe.pipelines.common import ROI_HELP, Publish, artifact_name, layer_output, roi_output
+from terrapipe.pipelines.common import (
+    LEVELS_HELP,
+    ROI_HELP,
+    Publish,
+    admin_levels,
+    artifact_name,
+    layer_output,
+    roi_output,
+)
 
 
 def _roi(ctx: Context):
     from terrapipe.geo.roi import parse_roi
 
     boundaries = ctx.params.get("boundaries") or None
-    return parse_roi(ctx.params["roi"], boundaries=boundaries)
+    levels = admin_levels(ctx.params.get("levels"))
+    return parse_roi(ctx.params["roi"], boundaries=boundaries, levels=levels)
 
 
 def _need_file(path: Path, name: str) -> Path:
@@ -38,6 +48,7 @@ def _need_file(path: Path, name: str) -> Path:
 ROI_PARAMS = {
     "roi": Param(str, help=ROI_HELP),
     "boundaries": Param(str, default="", help="admin boundary file, for admin-path ROIs"),
+    "levels": Param(str, default="", help=LEVELS_HELP),
 }
 
 

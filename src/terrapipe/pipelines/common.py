@@ -1,14 +1,20 @@
 """What the built-in region workflows share: the region node, layer outputs, publication.
 
-Every region workflow starts with ``region`` (parameters ``roi`` and ``data``): it finds
-the data folder (default: the bundled sample region, generated on first use under
-``$TERRAPIPE_HOME/sample``), parses the ROI against its admin boundaries and checks that it
-overlaps the data. Producing tasks return *layer outputs*; the final ``publish`` node turns
-each into a layer record, a quicklook and a STAC item.
+Every region workflow starts with ``region``: it resolves the workflow's input files (each
+one a parameter, e.g. ``accumulation=FILE``; an input not given comes from the data folder
+``data``, by default the bundled sample region, generated on first use under
+``$TERRAPIPE_HOME/sample``, and only when some input needs it), parses the ROI (an admin
+path is matched in ``boundaries`` by the ``levels`` columns) and checks that any other
+ROI overlaps the data folder's boundaries when it uses them. Producing tasks
+read the resolved files (their fingerprints enter the cache keys) and return *layer
+outputs*; the final ``publish`` node turns each into a layer record, a quicklook and a STAC
+item.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,23 +28,61 @@ if TYPE_CHECKING:  # geo and sample modules import GDAL, numba & co: only when t
     from terrapipe.geo.roi import ROI
     from terrapipe.sample.generate import SampleManifest
 
-ROI_HELP = "admin path state/district/block, bbox minx,miny,maxx,maxy, WKT, GeoJSON or a file"
-DATA_HELP = "folder made by `terrapipe sample-data` (default: the bundled sample region)"
+ROI_HELP = (
+    "admin path (e.g. state/district/block, see levels), bbox minx,miny,maxx,maxy, WKT, "
+    "GeoJSON or a file"
+)
+DATA_HELP = (
+    "folder made by `terrapipe sample-data`, for the inputs not given as parameters "
+    "(default: the bundled sample region)"
+)
+BOUNDARIES_HELP = "admin boundary file for admin-path ROIs (default: the data folder's)"
+LEVELS_HELP = (
+    "boundary columns of the admin path, top first, e.g. continent,name "
+    "(default: TERRAPIPE_ADMIN_LEVELS, else state,district,block)"
+)
+
+
+def admin_levels(text: str | None) -> tuple[str, ...] | None:
+    """The admin level columns: the ``levels`` parameter, else ``TERRAPIPE_ADMIN_LEVELS``,
+    else None (the geo default, state/district/block)."""
+    from terrapipe.geo.roi import parse_levels
+
+    chosen = text or get_settings().admin_levels
+    return parse_levels(chosen) if chosen else None
+
+
+def default_sample_dir() -> Path:
+    """Where the bundled sample region lives (generated there on first use)."""
+    return get_settings().home_dir / "sample"
 
 
 def data_folder(data: str | None) -> SampleManifest:
-    """The sample-data folder a run reads: the given one, or the bundled region."""
+    """The sample-data folder a run reads: the given one, or the bundled region (generated
+    on first use: call this from ``run``, never from a hook that only lists files)."""
     from terrapipe.sample.generate import generate_sample_region, load_manifest
 
     if not data:
-        return generate_sample_region(get_settings().home_dir / "sample")
+        return generate_sample_region(default_sample_dir())
     manifest = load_manifest(data)
     if manifest is None:
         raise InvalidInput(
             f"data folder {data!r} is not a complete sample-data folder (no valid "
-            "manifest.json); create one with `terrapipe sample-data DIR`"
+            "manifest.json); create one with `terrapipe sample-data DIR`, or give every "
+            "input as a parameter (see `terrapipe workflows show NAME`)"
         )
     return manifest
+
+
+def existing_file(value: Path | str, name: str) -> Path:
+    """The absolute path of an input file given as parameter ``name`` (a file, or a
+    folder-shaped format such as a FileGDB ``.gdb``); InvalidInput otherwise."""
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise InvalidInput(f"parameter {name!r}: file not found: {path}")
+    if path.is_dir() and path.suffix.lower() != ".gdb":
+        raise InvalidInput(f"parameter {name!r}: {path} is a folder; give a file")
+    return path.resolve()
 
 
 def roi_output(roi: ROI) -> dict[str, Any]:
@@ -97,33 +141,99 @@ def artifact_name(dataset: str, roi: dict[str, Any], version: str, ext: str) -> 
     return f"{layer_name(dataset, roi['slug'], version=int(version))}.{ext}"
 
 
+@dataclass(frozen=True)
+class RegionInput:
+    """An input file of a region workflow: parameter ``param``; when not given, the data
+    folder's file ``sample_key`` (``None``: the input is not a single file, e.g. scenes,
+    and the task reading it finds the default itself in the data folder)."""
+
+    param: str
+    sample_key: str | None
+    help: str
+    is_file: bool = True
+
+
 class Region(Task):
-    """Resolve the ROI (admin path, bbox, WKT, GeoJSON, file) against the data folder."""
+    """Resolve the workflow's input files and the ROI (admin path, bbox, WKT, GeoJSON, file).
+
+    Inputs given as parameters are used as they are; the others come from the data folder
+    (the sample region by default), which is only generated when some input needs it.
+    """
 
     name = "region"
-    version = 1
-    params = {
-        "roi": Param(str, help=ROI_HELP),
-        "data": Param(str, default="", help=DATA_HELP),
-    }
+    version = 2
+
+    def __init__(self, inputs: Sequence[RegionInput] = ()) -> None:
+        self.region_inputs = tuple(inputs)
+        self.params = {
+            "roi": Param(str, help=ROI_HELP),
+            "data": Param(str, default="", help=DATA_HELP),
+            "boundaries": Param(Path, default=None, help=BOUNDARIES_HELP),
+            "levels": Param(str, default="", help=LEVELS_HELP),
+            **{
+                i.param: Param(
+                    Path if i.is_file else str, default=None if i.is_file else "", help=i.help
+                )
+                for i in self.region_inputs
+            },
+        }
+
+    def _needs_data(self, ctx: Context) -> bool:
+        from terrapipe.geo.roi import roi_kind
+
+        if any(not ctx.params.get(i.param) for i in self.region_inputs):
+            return True
+        return not ctx.params.get("boundaries") and roi_kind(ctx.params["roi"] or "") == "admin"
 
     def inputs(self, ctx: Context) -> list[Path]:
-        manifest = data_folder(ctx.params["data"])
-        return [manifest.directory / "manifest.json"]
+        # list files only: generating the sample region belongs in run()
+        data = ctx.params.get("data")
+        return [Path(data).expanduser() / "manifest.json"] if data else []
+
+    def needed(self, ctx: Context) -> bool:
+        if not ctx.cache_hit:
+            return True
+        files = (ctx.cached_outputs or {}).get("files", {})
+        return any(not Path(f).exists() for f in files.values())  # the sample was removed
 
     def run(self, ctx: Context) -> dict[str, Any]:
-        from terrapipe.geo.roi import check_overlap, parse_roi
+        from terrapipe.geo.roi import check_overlap, parse_roi, roi_kind
+        from terrapipe.geo.vector import read_vector
 
-        manifest = data_folder(ctx.params["data"])
-        boundaries = manifest.path("admin_boundaries")
-        roi = parse_roi(ctx.params["roi"], boundaries=boundaries)
-        import geopandas as gpd
+        manifest = data_folder(ctx.params["data"]) if self._needs_data(ctx) else None
+        files: dict[str, str] = {}
+        for spec in self.region_inputs:
+            value = ctx.params.get(spec.param)
+            if value:
+                if spec.is_file:
+                    files[spec.param] = str(existing_file(value, spec.param))
+            elif manifest is not None and spec.sample_key is not None:
+                files[spec.param] = str(manifest.path(spec.sample_key))
+        text = ctx.params["roi"]
+        if ctx.params.get("boundaries"):
+            boundaries = existing_file(ctx.params["boundaries"], "boundaries")
+            levels = admin_levels(ctx.params.get("levels"))
+            if roi_kind(text or "") != "admin":
+                boundaries = None  # not needed: the inputs check their own overlap
+        elif manifest is not None:  # its own levels: TERRAPIPE_ADMIN_LEVELS is for yours
+            from terrapipe.geo.roi import parse_levels
 
-        admin = gpd.read_parquet(boundaries)
-        check_overlap(roi, admin.total_bounds, admin.crs, name="the region's admin boundaries")
+            boundaries = manifest.path("admin_boundaries")
+            given = ctx.params.get("levels")
+            levels = parse_levels(given or manifest.data.get("admin_levels") or None)
+        else:
+            boundaries, levels = None, None
+        admin = read_vector(boundaries) if boundaries is not None else None
+        roi = parse_roi(text, boundaries=admin, levels=levels or None)
+        if admin is not None and roi.kind != "admin":
+            check_overlap(roi, admin.total_bounds, admin.crs, name="the region's admin boundaries")
         for note in roi.notes:
             ctx.log.warning("ROI %s: %s", roi.label, note)
-        return {"roi": roi_output(roi), "data": str(manifest.directory)}
+        return {
+            "roi": roi_output(roi),
+            "data": str(manifest.directory) if manifest is not None else "",
+            "files": files,
+        }
 
 
 class Publish(Task):
@@ -206,25 +316,30 @@ def _layer_specs(inputs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class RegionTask(Task):
-    """A task that reads files of the region's data folder (listed in ``sources``).
-
-    Those files' fingerprints enter the cache key, so editing one reruns the task.
-    """
+    """A task that reads the region's input files (the ``Region`` inputs named in
+    ``sources``); their fingerprints enter the cache key, so editing one reruns the task."""
 
     sources: tuple[str, ...] = ()
 
-    def region(self, ctx: Context) -> tuple[dict[str, Any], ROI, SampleManifest]:
+    def roi(self, ctx: Context) -> tuple[dict[str, Any], ROI]:
+        """The ROI as the region node returned it, and as an ROI object."""
+        roi_out = ctx.inputs["region"]["roi"]
+        return roi_out, roi_from_output(roi_out)
+
+    def source(self, ctx: Context, name: str) -> Path:
+        """The resolved path of input ``name`` (a parameter, or the data folder's file)."""
+        path = Path(ctx.inputs["region"]["files"][name])
+        if not path.exists():
+            raise InvalidInput(f"input {name!r} changed or disappeared: {path}; rerun")
+        return path
+
+    def manifest(self, ctx: Context) -> SampleManifest | None:
+        """The data folder the region node used (None when every input was given)."""
         from terrapipe.sample.generate import load_manifest
 
-        region = ctx.inputs["region"]
-        manifest = load_manifest(region["data"])
-        if manifest is None:
-            raise InvalidInput(f"data folder {region['data']} changed or disappeared; rerun")
-        return region["roi"], roi_from_output(region["roi"]), manifest
+        data = ctx.inputs["region"].get("data")
+        return load_manifest(data) if data else None
 
     def inputs(self, ctx: Context) -> list[Path]:
-        from terrapipe.sample.generate import load_manifest
-
-        region = ctx.inputs.get("region")
-        manifest = load_manifest(region["data"]) if region else None
-        return [manifest.path(key) for key in self.sources] if manifest else []
+        files = (ctx.inputs.get("region") or {}).get("files", {})
+        return [Path(files[s]) for s in self.sources if s in files]

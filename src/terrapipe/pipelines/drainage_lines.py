@@ -2,17 +2,28 @@
 
     region ──> clip-drainage-lines ──> publish
 
-The region's drainage lines (with their Strahler ``order``) clipped to the ROI, written
-as GeoParquet and published as a vector layer.
+The drainage lines (parameter ``lines``, any vector file; default the data folder's, with
+their Strahler ``order``) clipped to the ROI, written as GeoParquet and published as a
+vector layer. ``min_order`` keeps streams of at least that order (needs an ``order``
+column).
 """
 
 from __future__ import annotations
 
 from terrapipe.core.task import Param
 from terrapipe.core.workflow import Workflow
-from terrapipe.pipelines.common import Publish, Region, RegionTask, artifact_name, layer_output
+from terrapipe.errors import InvalidInput
+from terrapipe.pipelines.common import (
+    Publish,
+    Region,
+    RegionInput,
+    RegionTask,
+    artifact_name,
+    layer_output,
+)
 
 DATASET = "drainage-lines"
+INPUTS = (RegionInput("lines", "drainage_lines", "drainage line file (default: the sample's)"),)
 
 
 class ClipDrainageLines(RegionTask):
@@ -20,16 +31,22 @@ class ClipDrainageLines(RegionTask):
 
     name = "clip-drainage-lines"
     version = 1
-    sources = ("drainage_lines",)
+    sources = ("lines",)
     params = {"min_order": Param(int, default=1, help="keep streams of at least this order")}
 
     def run(self, ctx):
         from terrapipe.geo.vector import clip_vector, read_vector, write_vector
 
-        roi_out, roi, manifest = self.region(ctx)
-        source = manifest.path("drainage_lines")
+        roi_out, roi = self.roi(ctx)
+        source = self.source(ctx, "lines")
         lines = read_vector(source)
-        lines = lines[lines["order"] >= ctx.params["min_order"]]
+        if "order" in lines.columns:
+            lines = lines[lines["order"] >= ctx.params["min_order"]]
+        elif ctx.params["min_order"] > 1:
+            raise InvalidInput(
+                f"parameter 'min_order': {source.name} has no 'order' column "
+                f"(columns: {', '.join(map(str, lines.columns))}); leave min_order at 1"
+            )
         clipped = clip_vector(lines, roi, name=str(source))
         out = ctx.artifact_path(artifact_name(DATASET, roi_out, ctx.task_version, "parquet"))
         write_vector(clipped, out)
@@ -50,6 +67,6 @@ workflow = Workflow(
     category="vector clip and publish",
     description="Drainage lines clipped to the ROI",
 )
-workflow.add_node(Region())
+workflow.add_node(Region(INPUTS))
 workflow.add_node(ClipDrainageLines(), "region")
 workflow.add_node(Publish(), "clip-drainage-lines")

@@ -6,16 +6,26 @@
 The DEM clipped to the ROI; D8 flow directions, flow accumulation and the stream network
 above ``threshold`` cells (pyflwdir); Strahler order as a COG and as stream lines with an
 ``order`` attribute; and, per village, the percentage of its area in each stream order.
+Inputs: ``dem`` (any GDAL raster in a projected CRS) and ``villages`` (any polygon file);
+the data folder's when not given.
 """
 
 from __future__ import annotations
 
 from terrapipe.core.task import Param
 from terrapipe.core.workflow import Workflow
-from terrapipe.pipelines.common import Publish, Region, RegionTask, artifact_name, layer_output
-from terrapipe.pipelines.facilities_proximity import VillagesInRoi
+from terrapipe.pipelines.common import (
+    Publish,
+    Region,
+    RegionInput,
+    RegionTask,
+    artifact_name,
+    layer_output,
+)
+from terrapipe.pipelines.facilities_proximity import VILLAGES, VillagesInRoi
 
 DATASET = "stream-order"
+DEM = RegionInput("dem", "dem", "DEM raster (default: the sample's)")
 
 
 class ClipDem(RegionTask):
@@ -28,10 +38,11 @@ class ClipDem(RegionTask):
     def run(self, ctx):
         from terrapipe.geo.raster import clip_raster
 
-        _roi_out, roi, manifest = self.region(ctx)
+        _roi_out, roi = self.roi(ctx)
+        source = self.source(ctx, "dem")
         out = ctx.artifact_path("dem.tif")
-        clip_raster(manifest.path("dem"), roi, out)
-        return {"dem": out, "source": manifest.path("dem")}
+        clip_raster(source, roi, out)
+        return {"dem": out, "source": str(source)}
 
 
 class Streams(RegionTask):
@@ -130,7 +141,7 @@ workflow = Workflow(
     category="mixed raster and vector",
     description="Stream order raster, stream lines and order area per village",
 )
-workflow.add_node(Region())
+workflow.add_node(Region((DEM, VILLAGES)))
 workflow.add_node(ClipDem(), "region")
 workflow.add_node(Streams(), ["region", "clip-dem"])
 workflow.add_node(VillagesInRoi(), "region")
