@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from terrapipe.cli.output import console, print_json
+from terrapipe.cli.output import Column, console, print_json, table
 from terrapipe.publish.layers import list_layers
 from terrapipe.store import open_database
 
@@ -25,9 +24,8 @@ def list_command(
     if json_output:
         print_json([layer.to_dict() for layer in layers])
         return
-    table = Table("layer", "kind", "version", "algorithm", "roi", "files", "updated")
-    for layer in layers:
-        table.add_row(
+    rows = [
+        [
             layer.name,
             layer.kind,
             str(layer.layer_version),
@@ -35,5 +33,8 @@ def list_command(
             layer.roi_slug,
             "\n".join(layer.files),
             layer.updated_at.strftime("%Y-%m-%d %H:%M") if layer.updated_at else "",
-        )
-    console().print(table)
+        ]
+        for layer in layers
+    ]
+    columns = [Column("layer", key=True), "kind", "version", "algorithm", "roi", "files"]
+    console().print(table([*columns, "updated"], rows))
