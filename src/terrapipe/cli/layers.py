@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from terrapipe.cli.output import Column, console, print_json, table
@@ -24,17 +26,17 @@ def list_command(
     if json_output:
         print_json([layer.to_dict() for layer in layers])
         return
+    # The name already says dataset, ROI and version (``<dataset>_<roi>_v<N>``) and gets the
+    # width; files by name (full paths, ROI and version are in --json).
     rows = [
         [
             layer.name,
             layer.kind,
-            str(layer.layer_version),
             layer.algorithm_version,
-            layer.roi_slug,
-            "\n".join(layer.files),
+            "\n".join(Path(f).name for f in layer.files),
             layer.updated_at.strftime("%Y-%m-%d %H:%M") if layer.updated_at else "",
         ]
         for layer in layers
     ]
-    columns = [Column("layer", key=True), "kind", "version", "algorithm", "roi", "files"]
-    console().print(table([*columns, "updated"], rows))
+    columns = [Column("layer", key=True), "kind", "algorithm", "files", "updated"]
+    console().print(table(columns, rows))
