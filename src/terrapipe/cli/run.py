@@ -169,12 +169,7 @@ def run_command(
     if run.failed_on_input:
         for inst in run.instances:
             if inst.state == "failed":
-                err_console().print(
-                    f"error: {inst.key}: {inst.error}",
-                    markup=False,
-                    highlight=False,
-                    soft_wrap=True,
-                )
+                print_error(err_console(), f"{inst.key}: {inst.error}")
         sys.exit(2)
     if run.state != "succeeded":
         sys.exit(1)
