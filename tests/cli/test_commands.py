@@ -90,7 +90,7 @@ def test_failed_run_exits_1_with_one_line_and_traceback_in_runs_show(cli, user_m
         (["run", "nope"], "unknown workflow 'nope'"),
         (["run", "demo", "-p", "bogus=1"], "has no parameter 'bogus'"),
         (["run", "demo", "-p", "n=abc"], "parameter 'n': 'abc' is not a valid int"),
-        (["run", "demo", "-p", "novalue"], "not of the form key=value"),
+        (["run", "demo", "-p", "novalue"], "-p expects KEY=VALUE, got 'novalue'"),
         (["run", "demo", "-m", "/no/such/file.py"], "workflow module file not found"),
         (["runs", "show", "ffffffff"], "no run with id 'ffffffff'"),
         (["workflows", "show", "demmo"], "did you mean demo"),

@@ -6,11 +6,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from terrapipe.catalog.dataset import Dataset
 from terrapipe.catalog.query import DEFAULT_LIMIT, get_dataset, search
-from terrapipe.cli.output import console, print_json, show_progress
+from terrapipe.cli.output import Column, console, print_json, show_progress, table
 from terrapipe.errors import HarvestError, QueryError
 from terrapipe.store import open_database
 
@@ -103,9 +102,8 @@ def search_command(
     if json_output:
         print_json([d.to_dict() for d in found])
         return
-    table = Table("id", "entry_id", "collection", "platform", "instrument", "time_start", "uris")
-    for d in found:
-        table.add_row(
+    rows = [
+        [
             str(d.id),
             d.entry_id,
             d.collection or "",
@@ -113,9 +111,13 @@ def search_command(
             d.instrument or "",
             d.time_start.isoformat() if d.time_start else "",
             str(len(d.uris)),
-        )
+        ]
+        for d in found
+    ]
+    keys = [Column("id", key=True), Column("entry_id", key=True)]
+    others = ["collection", "platform", "instrument", "time_start", "uris"]
     out = console()
-    out.print(table)
+    out.print(table([*keys, *others], rows))  # data as Text, names kept whole
     out.print(f"{len(found)} dataset(s)")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.table import Table
+from rich.style import Style
 
-from terrapipe.cli.output import console, print_json
-from terrapipe.cli.render import styled
+from terrapipe.cli.output import Column, console, print_json, table, text
+from terrapipe.cli.render import line, styled
 from terrapipe.pipelines.showcase import DEMO_ROI, run_showcase
 
 
@@ -26,10 +26,10 @@ def demo_command(
     def progress(name: str, run) -> None:
         if not json_output:
             counts = ", ".join(f"{n} {s}" for s, n in sorted(run.counts().items()))
-            out.print(f"{styled(run.state)} {name:22s} {counts}")
+            out.print(line(styled(run.state), f" {name:22s} {counts}"))
 
     if not json_output:
-        out.print(f"[bold]terrapipe demo[/] · {roi}")
+        out.print(line(text("terrapipe demo", "bold"), f" · {roi}"))
     show = run_showcase(roi=roi, on_run=progress)
     if json_output:
         print_json(
@@ -41,11 +41,14 @@ def demo_command(
             }
         )
     else:
-        table = Table("layer", "kind", "version", "files", title="layers")
-        for la in show.layers:
-            table.add_row(la.name, la.kind, f"v{la.layer_version}", str(len(la.files)))
-        out.print(table)
-        out.print(f"report: [link=file://{show.report}]{show.report}[/link]")
+        rows = [
+            [la.name, la.kind, f"v{la.layer_version}", str(len(la.files))] for la in show.layers
+        ]
+        out.print(
+            table([Column("layer", key=True), "kind", "version", "files"], rows, title="layers")
+        )
+        report = str(show.report)
+        out.print(line("report: ", text(report, Style(link=f"file://{report}"))))
         out.print(
             "Run it again: every node is [cyan]cached[/]. Then try "
             "[bold]terrapipe workflows show stream-order[/] and [bold]terrapipe runs list[/]."

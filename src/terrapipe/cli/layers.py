@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import typer
-from rich.table import Table
+from pathlib import Path
 
-from terrapipe.cli.output import console, print_json
+import typer
+
+from terrapipe.cli.output import Column, console, print_json, table
 from terrapipe.publish.layers import list_layers
 from terrapipe.store import open_database
 
@@ -25,15 +26,17 @@ def list_command(
     if json_output:
         print_json([layer.to_dict() for layer in layers])
         return
-    table = Table("layer", "kind", "version", "algorithm", "roi", "files", "updated")
-    for layer in layers:
-        table.add_row(
+    # The name already says dataset, ROI and version (``<dataset>_<roi>_v<N>``) and gets the
+    # width; files by name (full paths, ROI and version are in --json).
+    rows = [
+        [
             layer.name,
             layer.kind,
-            str(layer.layer_version),
             layer.algorithm_version,
-            layer.roi_slug,
-            "\n".join(layer.files),
+            "\n".join(Path(f).name for f in layer.files),
             layer.updated_at.strftime("%Y-%m-%d %H:%M") if layer.updated_at else "",
-        )
-    console().print(table)
+        ]
+        for layer in layers
+    ]
+    columns = [Column("layer", key=True), "kind", "algorithm", "files", "updated"]
+    console().print(table(columns, rows))

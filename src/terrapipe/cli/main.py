@@ -12,8 +12,11 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from terrapipe import errors
+from terrapipe.cli import usage
+from terrapipe.cli.output import print_error
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -91,30 +94,31 @@ def _configure_logging(stderr: Console) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the app and map errors to exit codes."""
-    stderr = Console(stderr=True)
+    stderr = Console(stderr=True, highlight=False)
     _configure_logging(stderr)
     try:
-        code = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n
+        code = app(args=argv, prog_name="terrapipe", standalone_mode=False)  # Exit(n) -> n
     except errors.TerrapipeError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(stderr, exc)
         sys.exit(exit_code_for(exc))
     except KeyboardInterrupt:
-        stderr.print("[bold red]interrupted[/]")
+        stderr.print(Text("interrupted", "bold red"))
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(EXIT_USAGE)
-        if isinstance(exc, click.exceptions.Abort):
-            stderr.print("[bold red]aborted[/]")
-            sys.exit(130)
-        raise
+    except typer.Exit as exc:  # raised outside a command (typer returns it otherwise)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        stderr.print(Text("aborted", "bold red"))
+        sys.exit(130)
+    except Exception as exc:  # the parser's errors arrive here with standalone_mode=False
+        if not isinstance(exc, usage.parser_error_types()):
+            raise
+        if not usage.help_was_shown(exc):
+            print_error(stderr, usage.describe(exc))
+        elif message := exc.format_message().strip():  # click >= 8.2 without rich
+            typer.echo(message)
+        sys.exit(usage.exit_code(exc))
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

@@ -1,4 +1,8 @@
-"""Rendering runs and workflows for people (rich) — the JSON forms come from ``to_dict``."""
+"""Rendering runs and workflows for people (rich) — the JSON forms come from ``to_dict``.
+
+Node keys, reasons, outputs and errors are data: they reach rich as
+:class:`~rich.text.Text` (see :mod:`terrapipe.cli.output`), never as markup.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from terrapipe.cli.output import Column, safe, table, text
 from terrapipe.core.runs import NodeView, Run
 
 STATE_STYLE = {
@@ -23,8 +29,14 @@ STATE_STYLE = {
 }
 
 
-def styled(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+def styled(state: str) -> Text:
+    """A state in its colour (``str()`` of it is the plain state)."""
+    return text(state, STATE_STYLE.get(state, ""))
+
+
+def line(*parts: Text | str) -> Text:
+    """One line from styled pieces and plain data strings (data is never parsed as markup)."""
+    return Text.assemble(*(p if isinstance(p, Text) else text(p) for p in parts))
 
 
 def summarize(value: Any) -> str:
@@ -60,35 +72,33 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
-def _group_row(name: str, insts: list[NodeView]) -> list[str]:
+def _group_row(name: str, insts: list[NodeView]) -> list[Text | str]:
     counts: dict[str, int] = {}
     reasons: dict[str, int] = {}
     for i in insts:
         counts[i.state] = counts.get(i.state, 0) + 1
         reasons[i.reason or ""] = reasons.get(i.reason or "", 0) + 1
-    states = ", ".join(f"{n} {styled(s)}" for s, n in sorted(counts.items()))
+    states = Text(", ").join(line(f"{n} ", styled(s)) for s, n in sorted(counts.items()))
     reason = max(reasons, key=reasons.get) if reasons else ""
     errors = next((i.error for i in insts if i.error), "") or ""
     return [f"{name} ×{len(insts)}", states, reason, "", errors or f"{len(insts)} items"]
 
 
 def run_table(run: Run, *, expand: bool = False) -> Table:
-    table = Table(
-        title=f"run {run.id} · {run.workflow} v{run.workflow_version} · {styled(run.state)}",
-        title_justify="left",
-    )
-    for col in ("node", "state", "reason", "time", "outputs / error"):
-        table.add_column(col, overflow="fold")
+    rows: list[list[Text | str]] = []
     for name, value in run.nodes.items():
         if isinstance(value, list) and not expand:
-            table.add_row(*_group_row(name, value))
+            rows.append(_group_row(name, value))
             continue
         for inst in value if isinstance(value, list) else [value]:
-            detail = f"[red]{inst.error}[/]" if inst.error else _short(inst.outputs)
-            table.add_row(
-                inst.key, styled(inst.state), inst.reason or "", _duration(inst.duration), detail
+            detail = text(inst.error, "red") if inst.error else _short(inst.outputs)
+            rows.append(
+                [inst.key, styled(inst.state), inst.reason or "", _duration(inst.duration), detail]
             )
-    return table
+    title = line(f"run {run.id} · {run.workflow} v{run.workflow_version} · ", styled(run.state))
+    return table(
+        [Column("node", key=True), "state", "reason", "time", "outputs / error"], rows, title=title
+    )
 
 
 def print_run(
@@ -96,14 +106,29 @@ def print_run(
 ) -> None:
     console.print(run_table(run, expand=expand))
     counts = ", ".join(f"{n} {s}" for s, n in sorted(run.counts().items()))
-    console.print(f"{styled(run.state)} · {counts}")
+    console.print(line(styled(run.state), f" · {counts}"))
     if run.error:
-        console.print(f"[red]{run.error}[/]")
+        console.print(text(run.error, "red"))
     failed = [i for i in run.instances if i.state == "failed"]
     for inst in failed[:5]:
-        console.print(f"  {inst.key}: {inst.error}", style="red", markup=False, soft_wrap=True)
+        console.print(text(f"  {inst.key}: {inst.error}", "red"), soft_wrap=True)
     if tracebacks:
         for inst in run.instances:
             if inst.traceback:
-                console.rule(f"[red]{inst.key}")
-                console.print(inst.traceback, markup=False, highlight=False)
+                console.rule(text(inst.key, "red"))
+                console.print(safe(inst.traceback), markup=False, highlight=False)
+
+
+def params_table(params: dict[str, dict[str, Any]], *, title: str = "parameters") -> Table:
+    """A workflow's run parameters (``Workflow.describe()["params"]``): name, type, default
+    or ``required``, and the help text of the task's ``Param`` declaration."""
+    rows = [
+        [
+            name,
+            p["type"],
+            text("required", "red") if p["required"] else repr(p["default"]),
+            p["help"] or "",
+        ]
+        for name, p in params.items()
+    ]
+    return table([Column("parameter", key=True), "type", "default", "help"], rows, title=title)

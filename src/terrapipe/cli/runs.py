@@ -3,43 +3,56 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from terrapipe.cli.output import console, print_json
-from terrapipe.cli.render import print_run, styled
+from terrapipe.cli.output import Column, console, print_json, table
+from terrapipe.cli.render import line, print_run, styled
 from terrapipe.core.runs import cancel_run, get_run, list_runs
+from terrapipe.errors import InvalidInput
+from terrapipe.store.models import RUN_STATES  # the one list of run states
 
 app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
+
+
+def check_state(state: str | None) -> str | None:
+    """``--state``: one of the run store's states, else bad input listing them."""
+    if state is None or state in RUN_STATES:
+        return state
+    raise InvalidInput(f"unknown run state {state!r}; states: {', '.join(RUN_STATES)}")
 
 
 @app.command("list")
 def list_command(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs."),
     workflow: str | None = typer.Option(None, "--workflow", help="Only this workflow."),
-    state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
+    state: str | None = typer.Option(
+        None, "--state", help=f"Only runs in this state: {', '.join(RUN_STATES)}."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """The newest runs first."""
-    runs = list_runs(limit=limit, workflow=workflow, state=state)
+    runs = list_runs(limit=limit, workflow=workflow, state=check_state(state))
     if json_output:
         print_json(
             [{k: v for k, v in r.to_dict().items() if k not in ("nodes", "counts")} for r in runs]
         )
         return
-    table = Table("id", "workflow", "state", "created", "duration", "error")
+    rows = []
     for r in runs:
         duration = ""
         if r.started_at and r.finished_at:
             duration = f"{(r.finished_at - r.started_at).total_seconds():.1f} s"
-        table.add_row(
-            r.id[:12],
-            f"{r.workflow} v{r.workflow_version}",
-            styled(r.state),
-            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            duration,
-            r.error or "",
+        rows.append(
+            [
+                r.id[:12],
+                f"{r.workflow} v{r.workflow_version}",
+                styled(r.state),
+                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                duration,
+                r.error or "",
+            ]
         )
-    console().print(table)
+    columns = [Column("id", key=True), Column("workflow", key=True), "state", "created"]
+    console().print(table([*columns, "duration", "error"], rows))
 
 
 @app.command("show")
@@ -66,4 +79,4 @@ def cancel_command(
     if json_output:
         print_json({"run_id": run.id, "state": run.state, "cancel_requested": True})
         return
-    console().print(f"run {run.id}: cancel requested ({styled(run.state)})")
+    console().print(line(f"run {run.id}: cancel requested (", styled(run.state), ")"))

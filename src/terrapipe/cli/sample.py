@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from terrapipe.cli.output import console, print_json
+from terrapipe.cli.output import console, print_json, text
+from terrapipe.cli.render import line
 
 
 def sample_data(
@@ -22,11 +23,12 @@ def sample_data(
         print_json(manifest.to_dict())
         return
     out = console()
-    out.print(f"sample region (seed {seed}) in [bold]{manifest.directory}[/]")
+    out.print(line(f"sample region (seed {seed}) in ", text(manifest.directory, "bold")))
     for key, rel in manifest.data["files"].items():
-        out.print(f"  {key:<18} {rel}")
-    out.print(f"  {'bands':<18} red/NIR for {len(manifest.data['bands'])} dates under optical/")
-    out.print(f"  example ROI: {manifest.data['example_roi']}")
+        out.print(text(f"  {key:<18} {rel}"))
+    bands = len(manifest.data["bands"])
+    out.print(text(f"  {'bands':<18} red/NIR for {bands} dates under optical/"))
+    out.print(text(f"  example ROI: {manifest.data['example_roi']}"))
 
 
 def register(root: typer.Typer) -> None:

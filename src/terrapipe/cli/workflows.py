@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 from rich.tree import Tree
 
-from terrapipe.cli.output import console, print_json
+from terrapipe.cli.output import Column, console, print_json, table, text
+from terrapipe.cli.render import line, params_table
 from terrapipe.core.registry import load_registry
 
 app = typer.Typer(help="List workflows and show their graphs.", no_args_is_help=True)
@@ -36,17 +36,19 @@ def list_workflows(
             ]
         )
         return
-    table = Table("name", "version", "category", "nodes", "parameters", "description")
-    for w in workflows:
-        table.add_row(
+    rows = [
+        [
             w.name,
             w.version,
             w.category or "",
             str(len(w.nodes)),
             ", ".join(sorted(w.params)),
             w.description,
-        )
-    console().print(table)
+        ]
+        for w in workflows
+    ]
+    columns = [Column("name", key=True), "version", "category", "nodes", "parameters"]
+    console().print(table([*columns, "description"], rows))
 
 
 @app.command("show")
@@ -67,23 +69,18 @@ def show_workflow(
         typer.echo(info["mermaid"])
         return
     out = console()
-    tree = Tree(
-        f"[bold]{wf.name}[/] v{wf.version}" + (f" · {wf.description}" if wf.description else "")
-    )
+    about = f" · {wf.description}" if wf.description else ""
+    tree = Tree(line(text(wf.name, "bold"), f" v{wf.version}{about}"))
     branches = {}
     for node in info["nodes"]:
-        label = f"{node['name']} [dim](task {node['task']} v{node['version']})[/]"
+        label = line(node["name"], text(f" (task {node['task']} v{node['version']})", "dim"))
         if node["map_over"]:
-            label += f" [magenta]× map over {node['map_over']}[/]"
+            label.append_text(text(f" × map over {node['map_over']}", "magenta"))
         ups = node["upstreams"]
         parent = branches.get(ups[-1]) if ups else tree
         if len(ups) > 1:
-            label += f" [dim]after {', '.join(ups)}[/]"
+            label.append_text(text(f" after {', '.join(ups)}", "dim"))
         branches[node["name"]] = (parent or tree).add(label)
     out.print(tree)
     if info["params"]:
-        table = Table("parameter", "type", "default", "help", title="parameters")
-        for pname, p in info["params"].items():
-            default = "[red]required[/]" if p["required"] else repr(p["default"])
-            table.add_row(pname, p["type"], default, p["help"])
-        out.print(table)
+        out.print(params_table(info["params"]))
