@@ -38,6 +38,7 @@ class ServerState:
         self.slow_chunk_delay = 0.05
         self.redirect_base: str | None = None
         self.authorizations: list[str | None] = []
+        self.headers: list[dict[str, str]] = []  # every GET's headers, names lower-cased
 
     def fault(self, name: str) -> str | None:
         with self.lock:
@@ -89,6 +90,7 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append(("GET", self.path, rng))
             state.authorizations.append(self.headers.get("Authorization"))
+            state.headers.append({k.lower(): v for k, v in self.headers.items()})
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         self._counted = True

@@ -7,8 +7,9 @@ file, ``http.client``'s header parsing costs more CPU than the transfer. httpx r
 use for small request/response exchanges (OAuth2 tokens).
 
 Credentials: basic auth or a bearer token from the provider settings (or the URL's user
-info, which is stripped from the request line). The ``Authorization`` header is dropped on
-a redirect to another host.
+info, which is stripped from the request line), and the provider's own ``headers`` (API
+keys). They go only to the origin (scheme, host, port) of the requested URL: a redirect to
+another origin drops every one of them, and a redirect from https to http is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from terrapipe.errors import DownloadError, IntegrityError, TransientTransferErr
 from terrapipe.transfer.http11 import Connection, ConnectionPool, Key, Response
 from terrapipe.transfer.policy import RETRY_STATUSES, TransferOptions, parse_retry_after
 from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
-from terrapipe.transfer.secrets import reveal, scrub_text, strip_userinfo
+from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
 
 Progress = Callable[[int, int | None], None]
 BUFFER_SIZE = 256 * 1024  # big files read 64 KiB at a time (cache-friendly), small ones at once
@@ -39,11 +40,30 @@ SMALL_FILE = 4 << 20
 
 
 def _key(url: str) -> tuple[Key, str]:
+    """The connection key (scheme, host, port: the URL's origin) and the request target."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise DownloadError(f"invalid port in URL {scrub_url(url)!r}") from None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return (scheme, parts.hostname or "", port), target
+    return (scheme, (parts.hostname or "").lower(), port), target
+
+
+def _redirect(url: str, location: str) -> str:
+    """The absolute URL a redirect points to; refuses a scheme other than http(s) and any
+    downgrade from https to http (credentials and data would travel in clear)."""
+    new = urljoin(url, location)
+    old_scheme, new_scheme = urlsplit(url).scheme.lower(), urlsplit(new).scheme.lower()
+    if new_scheme not in ("http", "https"):
+        raise DownloadError(f"refusing a redirect to a non-HTTP URL: {scrub_url(new)!r}")
+    if old_scheme == "https" and new_scheme == "http":
+        raise DownloadError(
+            f"refusing a redirect from https to plain http: {scrub_url(new)!r} "
+            f"(from {scrub_url(url)!r})"
+        )
+    return new
 
 
 class HttpFetcher:
@@ -86,12 +106,13 @@ class HttpFetcher:
             offset = os.stat(part).st_size
         except FileNotFoundError:
             offset = 0
-        headers = {"Accept-Encoding": "identity", **provider.headers}
-        headers.update(self._auth_header(url, provider))
+        headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+        # provider headers and auth: for the requested origin only (dropped on a redirect away)
+        credentials = {**provider.headers, **self._auth_header(url, provider)}
         try:
-            return self._get(bare, headers, part, offset, provider, progress)
+            return self._get(bare, headers, credentials, part, offset, provider, progress)
         except _NETWORK_ERRORS as exc:
             if isinstance(exc, DownloadError):
                 raise
@@ -103,13 +124,22 @@ class HttpFetcher:
             ) from None
 
     def _open(
-        self, url: str, headers: dict[str, str], ca_bundle: str | None = None
+        self,
+        url: str,
+        headers: dict[str, str],
+        credentials: dict[str, str],
+        ca_bundle: str | None = None,
     ) -> tuple[Connection, Response]:
-        """Send the request (following redirects); returns the connection and response."""
-        origin = urlsplit(url).netloc
+        """Send the request (following redirects); returns the connection and response.
+
+        ``credentials`` (auth and provider headers) are sent to the first URL's origin only.
+        """
+        origin, _ = _key(url)
         for _ in range(MAX_REDIRECTS + 1):
             key, target = _key(url)
-            request_headers = {"Host": urlsplit(url).netloc, **headers}
+            if credentials and key != origin:
+                credentials = {}  # another scheme, host or port: none of the provider's headers
+            request_headers = {"Host": urlsplit(url).netloc, **headers, **credentials}
             conn, reused = self.pool.get(key, ca_bundle=ca_bundle)
             try:
                 response = conn.request(target, request_headers)
@@ -130,9 +160,7 @@ class HttpFetcher:
             if response.status in (301, 302, 303, 307, 308) and response.getheader("location"):
                 location = response.getheader("location") or ""
                 self._release(conn, response)
-                url = urljoin(url, location)
-                if urlsplit(url).netloc != origin:
-                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                url = _redirect(url, location)
                 continue
             return conn, response
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
@@ -148,8 +176,10 @@ class HttpFetcher:
         else:
             conn.close()
 
-    def _get(self, url, headers, part: Path, offset: int, provider, progress) -> int | None:
-        conn, response = self._open(url, headers, provider.ca_bundle)
+    def _get(
+        self, url, headers, credentials, part: Path, offset: int, provider, progress
+    ) -> int | None:
+        conn, response = self._open(url, headers, credentials, provider.ca_bundle)
         keep = False
         try:
             total, offset = self._check(response, part, offset, provider)

@@ -165,11 +165,52 @@ def parse_provider_settings(
     return result
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "sftp": 22}
+
+
+def normalise_url(url: str) -> str:
+    """``url`` without user info, scheme and host lower-cased, the scheme's default port
+    dropped: two spellings of one origin compare equal."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "@" in url:
+        url = strip_userinfo(url)[0]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if not parts.netloc:
+        return urlunsplit((scheme, "", parts.path, parts.query, parts.fragment))
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def prefix_matches(prefix: str, url: str) -> bool:
+    """True when ``url`` starts with ``prefix`` and the prefix ends at a URL boundary (its
+    own ``/``, or the URL's next character is ``/``, ``?`` or ``#``, or nothing)."""
+    if not url.startswith(prefix):
+        return False
+    if len(url) == len(prefix) or prefix.endswith("/"):
+        return True
+    return url[len(prefix)] in "/?#"
+
+
 class ProviderRegistry:
     """All providers of a settings file; :meth:`for_url` picks the longest matching prefix."""
 
     def __init__(self, providers: list[ProviderSettings] | None = None) -> None:
         self.providers = sorted(providers or [], key=lambda p: len(p.prefix), reverse=True)
+        self._prefixes = sorted(
+            ((normalise_url(p.prefix), p) for p in self.providers),
+            key=lambda pair: len(pair[0]),
+            reverse=True,
+        )
         self._tokens: dict[str, TokenSource] = {}
         self._lock = threading.Lock()
 
@@ -190,11 +231,15 @@ class ProviderRegistry:
         return cls(parse_provider_settings(document, source=str(path)))
 
     def for_url(self, url: str) -> ProviderSettings:
-        """The settings whose prefix is the longest match for ``url`` (empty settings if none)."""
-        if "@" in url:
-            url = strip_userinfo(url)[0]
-        for provider in self.providers:
-            if url.startswith(provider.prefix):
+        """The settings whose prefix is the longest match for ``url`` (empty settings if none).
+
+        Both are compared normalised (see :func:`normalise_url`) and a prefix matches only at
+        a boundary: ``https://data.example.org`` matches ``https://data.example.org/x`` but
+        not ``https://data.example.org.attacker.net/`` nor ``https://data.example.org:8443/``.
+        """
+        url = normalise_url(url)
+        for prefix, provider in self._prefixes:
+            if prefix_matches(prefix, url):
                 return provider
         return ProviderSettings()
 
