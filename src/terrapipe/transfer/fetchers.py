@@ -171,7 +171,9 @@ class SftpFetcher:
             raise UnsupportedScheme(f"sftp needs credentials: {scrub_url(url)}")
         parts = urlsplit(bare)
         path = unquote(parts.path)
-        client = ssh_client(provider.known_hosts)
+        client = ssh_client(
+            provider.known_hosts, accept_unknown_host_keys=provider.accept_unknown_host_keys
+        )
         try:
             client.connect(
                 parts.hostname or "",
@@ -204,6 +206,11 @@ class SftpFetcher:
             raise
         except paramiko.AuthenticationException:
             raise DownloadError("SFTP authentication failed") from None
+        except paramiko.BadHostKeyException as exc:
+            raise DownloadError(
+                f"SFTP host key of {exc.hostname} does not match its known_hosts entry "
+                "(the server changed its key, or another server answers): refused"
+            ) from None
         except FileNotFoundError:
             raise DownloadError(f"SFTP no such file: {path!r}") from None
         except PermissionError:

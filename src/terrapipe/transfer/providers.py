@@ -45,6 +45,7 @@ KNOWN_KEYS = {
     "max_parallel_downloads",
     "headers",
     "known_hosts",
+    "accept_unknown_host_keys",
     "ca_bundle",
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -64,9 +65,15 @@ class ProviderSettings:
     max_parallel_downloads: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     known_hosts: str | None = None
+    accept_unknown_host_keys: bool = False
     ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.accept_unknown_host_keys, bool):
+            raise ProviderSettingsError(
+                f"invalid accept_unknown_host_keys {self.accept_unknown_host_keys!r} for "
+                f"{scrub_url(self.prefix)!r}: expected true or false"
+            )
         if self.authentication_type not in AUTH_TYPES:
             raise ProviderSettingsError(
                 f"invalid authentication_type {self.authentication_type!r} for "
@@ -159,6 +166,7 @@ def parse_provider_settings(
                 max_parallel_downloads=values.get("max_parallel_downloads"),
                 headers={str(k): str(v) for k, v in headers.items()},
                 known_hosts=values.get("known_hosts"),
+                accept_unknown_host_keys=values.get("accept_unknown_host_keys", False),
                 ca_bundle=values.get("ca_bundle"),
             )
         )
