@@ -34,6 +34,7 @@ from terrapipe.errors import (
     TransientTransferError,
     UnsupportedScheme,
 )
+from terrapipe.transfer.checksums import DIGEST_SIZES, InvalidChecksum, normalise_checksum
 from terrapipe.transfer.fetchers import SCHEMES, FileFetcher, FtpFetcher, SftpFetcher
 from terrapipe.transfer.httpfetch import HttpFetcher
 from terrapipe.transfer.locks import LockFactory, hold
@@ -45,12 +46,15 @@ log = logging.getLogger(__name__)
 
 #: ``progress(file_name, bytes_done, bytes_total_or_None)``
 ProgressCallback = Callable[[str, int, int | None], None]
-HASHES = ("md5", "sha1", "sha256", "sha512")
+HASHES = tuple(DIGEST_SIZES)
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One URI of a dataset, with the size and checksum (``"sha256:hex"``) when known."""
+    """One URI of a dataset, with the size and checksum when known.
+
+    The checksum may be ``ALGO:HEX`` or a STAC multihash; it is kept as ``"algo:hex"``.
+    """
 
     uri: str
     size: int | None = None
@@ -64,11 +68,11 @@ class RemoteFile:
                 f"expected one of {', '.join(SCHEMES)}"
             )
         if self.checksum is not None:
-            algo, _, digest = self.checksum.partition(":")
-            if algo.lower() not in HASHES or not digest:
-                raise InvalidInput(
-                    f"invalid checksum {self.checksum!r}: expected ALGO:HEX with ALGO in {HASHES}"
-                )
+            try:
+                checksum = normalise_checksum(self.checksum)
+            except InvalidChecksum as exc:
+                raise InvalidChecksum(f"{exc} (of {scrub_url(self.uri)!r})") from None
+            object.__setattr__(self, "checksum", checksum)
 
     @property
     def scheme(self) -> str:
@@ -94,7 +98,7 @@ def verify(path: Path, *, size: int | None = None, checksum: str | None = None) 
     if size is not None and actual != size:
         raise IntegrityError(f"size mismatch: expected {size} bytes, got {actual}")
     if checksum:
-        algo, _, expected = checksum.partition(":")
+        algo, _, expected = normalise_checksum(checksum).partition(":")
         digest = file_digest(path, algo.lower())
         if digest.lower() != expected.lower():
             raise IntegrityError(f"{algo} mismatch: expected {expected}, got {digest}")
