@@ -209,6 +209,20 @@ def prefix_matches(prefix: str, url: str) -> bool:
     return url[len(prefix)] in "/?#"
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def yaml_error_message(path: Path, exc: yaml.YAMLError) -> str:
+    """Where a YAML error is (file, line, column) and what kind it is, never the text
+    around it: the offending line of a settings file may hold a password."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or "not valid YAML"
+    # quoted pieces are the file's own text (an alias, a tag): only a character is kept
+    problem = _QUOTED.sub(lambda m: m.group(0) if len(m.group(0)) <= 4 else "'…'", str(problem))
+    return f"invalid YAML in {str(path)!r}{where}: {problem} (fix the file there)"
+
+
 class ProviderRegistry:
     """All providers of a settings file; :meth:`for_url` picks the longest matching prefix."""
 
@@ -235,7 +249,7 @@ class ProviderRegistry:
                 f"provider settings file not found: {str(path)!r}"
             ) from None
         except yaml.YAMLError as exc:
-            raise ProviderSettingsError(f"invalid YAML in {str(path)!r}: {exc}") from None
+            raise ProviderSettingsError(yaml_error_message(path, exc)) from None
         return cls(parse_provider_settings(document, source=str(path)))
 
     def for_url(self, url: str) -> ProviderSettings:
