@@ -123,7 +123,7 @@ class Downloader:
     ) -> None:
         self.providers = providers or ProviderRegistry()
         self.locks = locks or LockFactory.from_settings()
-        self.options = options or TransferOptions()
+        self.options = options or TransferOptions.from_settings()
         self._http = HttpFetcher(self.options, self.providers, max_connections=max_connections)
         self._fetchers = {
             "http": self._http,
@@ -167,15 +167,31 @@ class Downloader:
         provider = self.providers.for_url(remote.uri)
         fetcher = self._fetchers[remote.scheme]
         report = (lambda done, total: progress(name, done, total)) if progress else None
+        try:
+            total = self._attempts(remote, folder, part, provider, fetcher, report)
+            expected = remote.size if remote.size is not None else total
+            if expected is not None or remote.checksum:
+                verify(part, size=expected, checksum=remote.checksum)
+        except DownloadError:
+            # a final failure (not an interruption): nothing partial is kept
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, target)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("downloaded %s to %s", scrub_url(remote.uri), target)
+        return target
+
+    def _attempts(self, remote: RemoteFile, folder: Path, part: Path, provider, fetcher, report):
+        """Fetch into ``part`` with retries (each resuming); the total size announced."""
         policy = self.options.retry
+        limits = self.options.limits(remote.size)  # one size cap and deadline for all attempts
         for attempt in range(policy.attempts):
             try:
                 if folder not in self._folders:  # one mkdir per folder, not per file
                     folder.mkdir(parents=True, exist_ok=True)
                     self._folders.add(folder)
                 with self._slot(remote.uri):
-                    total = fetcher.fetch(remote.uri, part, provider, report)
-                break
+                    return fetcher.fetch(remote.uri, part, provider, report, limits)
             except TransientTransferError as exc:
                 self._folders.discard(folder)  # it may have been removed meanwhile
                 if attempt + 1 >= policy.attempts:
@@ -185,13 +201,7 @@ class Downloader:
                 delay = policy.delay(attempt, exc.retry_after)
                 log.info("retrying %s in %.2f s after: %s", scrub_url(remote.uri), delay, exc)
                 self._sleep(delay)
-        expected = remote.size if remote.size is not None else total
-        if expected is not None or remote.checksum:
-            verify(part, size=expected, checksum=remote.checksum)
-        os.replace(part, target)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("downloaded %s to %s", scrub_url(remote.uri), target)
-        return target
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def fetch_first(
         self,

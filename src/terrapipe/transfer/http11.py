@@ -25,6 +25,10 @@ class ProtocolError(TransientTransferError):
     """The server's response is not valid HTTP/1.1 (or ended too early)."""
 
 
+class ReadTimeout(TransientTransferError, TimeoutError):
+    """No byte arrived within the read timeout: the server stalled (it did not close)."""
+
+
 class Response:
     """Status, lower-cased headers, and ``readinto`` for the body."""
 
@@ -45,7 +49,8 @@ class Response:
             line = reader.readline(MAX_HEADER_LINE)
             if line in (b"\r\n", b"\n"):
                 break
-            if not line:
+            if not line.endswith(b"\n"):
+                conn.raise_if_stalled()
                 raise ProtocolError("connection closed inside the headers")
             name, sep, value = line.decode("latin-1").partition(":")
             if not sep:
@@ -83,13 +88,15 @@ class Response:
         if self._chunked:
             return self._read_chunked(buf)
         if self._left is None:
-            n = reader.readinto(buf)
+            n = reader.readinto1(buf)
             if not n:
+                self._conn.raise_if_stalled()
                 self.done = True
             return n or 0
         want = min(len(buf), self._left)
-        n = reader.readinto(buf[:want])
+        n = reader.readinto1(buf[:want])
         if not n:
+            self._conn.raise_if_stalled()
             raise ProtocolError(f"connection closed with {self._left} body bytes missing")
         self._left -= n
         self.done = self._left == 0
@@ -99,6 +106,8 @@ class Response:
         reader = self._conn.reader
         if self._chunk_left == 0:
             line = reader.readline(MAX_HEADER_LINE)
+            if not line.endswith(b"\n"):
+                self._conn.raise_if_stalled()
             size = line.split(b";", 1)[0].strip()
             try:
                 self._chunk_left = int(size, 16)
@@ -109,8 +118,9 @@ class Response:
                     pass  # trailers
                 self.done = True
                 return 0
-        n = reader.readinto(buf[: min(len(buf), self._chunk_left)])
+        n = reader.readinto1(buf[: min(len(buf), self._chunk_left)])
         if not n:
+            self._conn.raise_if_stalled()
             raise ProtocolError("connection closed inside a chunk")
         self._chunk_left -= n
         if self._chunk_left == 0:
@@ -133,9 +143,26 @@ class Response:
 class Connection:
     """One TCP (or TLS) connection with a buffered reader."""
 
-    def __init__(self, key: Key, sock: socket.socket) -> None:
+    def __init__(self, key: Key, sock: socket.socket, read_timeout_s: float = 0.0) -> None:
         self.key, self.sock = key, sock
+        self.read_timeout_s = read_timeout_s
         self.reader = sock.makefile("rb", buffering=65536)
+
+    def raise_if_stalled(self) -> None:
+        """After a read gave nothing: ReadTimeout when the server is silent but connected.
+
+        A plain socket's kernel timeout makes ``recv`` give up without an error, which
+        reads like the end of the stream; a non-blocking peek tells the two apart (a TLS
+        socket raises its own timeout instead).
+        """
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            raise ReadTimeout(
+                f"read timeout: no data from the server for {self.read_timeout_s:g} s"
+            ) from None
+        except (OSError, ValueError):
+            return
 
     def request(self, target: str, headers: dict[str, str]) -> Response:
         lines = [f"GET {target} HTTP/1.1"]
@@ -198,7 +225,7 @@ class ConnectionPool:
         except BaseException:
             sock.close()
             raise
-        return Connection(key, sock), False
+        return Connection(key, sock, self.read_timeout_s), False
 
     def put(self, conn: Connection) -> None:
         with self._lock:

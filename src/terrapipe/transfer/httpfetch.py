@@ -23,9 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from terrapipe.errors import DownloadError, IntegrityError, TransientTransferError
+from terrapipe.errors import DownloadError, TransientTransferError
 from terrapipe.transfer.http11 import Connection, ConnectionPool, Key, Response
-from terrapipe.transfer.policy import RETRY_STATUSES, TransferOptions, parse_retry_after
+from terrapipe.transfer.policy import (
+    RETRY_STATUSES,
+    Limits,
+    TransferOptions,
+    parse_retry_after,
+)
 from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
 from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
 
@@ -99,9 +104,16 @@ class HttpFetcher:
         return {}
 
     def fetch(
-        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+        self,
+        url: str,
+        part: Path,
+        provider: ProviderSettings,
+        progress: Progress | None,
+        limits: Limits | None = None,
     ) -> int | None:
         bare, _, _ = strip_userinfo(url)
+        if limits is None:
+            limits = self.options.limits(None)
         try:
             offset = os.stat(part).st_size
         except FileNotFoundError:
@@ -112,16 +124,18 @@ class HttpFetcher:
         # provider headers and auth: for the requested origin only (dropped on a redirect away)
         credentials = {**provider.headers, **self._auth_header(url, provider)}
         try:
-            return self._get(bare, headers, credentials, part, offset, provider, progress)
+            return self._get(bare, headers, credentials, part, offset, provider, progress, limits)
         except _NETWORK_ERRORS as exc:
             if isinstance(exc, DownloadError):
                 raise
             message = f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise DownloadError(message) from None  # retrying cannot help
-            raise TransientTransferError(
-                f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
-            ) from None
+            if isinstance(exc, TimeoutError):
+                message = (
+                    f"read timeout: no data from the server for {self.options.read_timeout_s:g} s"
+                )
+            raise TransientTransferError(message) from None
 
     def _open(
         self,
@@ -177,7 +191,7 @@ class HttpFetcher:
             conn.close()
 
     def _get(
-        self, url, headers, credentials, part: Path, offset: int, provider, progress
+        self, url, headers, credentials, part: Path, offset: int, provider, progress, limits
     ) -> int | None:
         conn, response = self._open(url, headers, credentials, provider.ca_bundle)
         keep = False
@@ -186,7 +200,7 @@ class HttpFetcher:
             if total is not None and total == offset and response.status == 416:
                 keep = True
                 return total
-            self._receive(response, part, offset, total, progress)
+            self._receive(response, part, offset, total, progress, limits)
             keep = True
             return total
         finally:
@@ -221,10 +235,13 @@ class HttpFetcher:
             return (int(length) if length and length.isdigit() else None), 0
         raise DownloadError(f"HTTP {status} {response.reason}".rstrip())
 
-    def _receive(self, response, part: Path, offset: int, total: int | None, progress) -> None:
-        cap = self.options.max_file_size
-        if cap is not None and total is not None and total > cap:
-            raise IntegrityError(f"file of {total} bytes exceeds the size cap of {cap} bytes")
+    def _receive(
+        self, response, part: Path, offset: int, total: int | None, progress, limits: Limits
+    ) -> None:
+        limits.check_total(total)
+        limits.start(offset)
+        cap = limits.cap
+        clock = limits.clock
         buf = self._buffer()
         if total is None or total - offset > SMALL_FILE:
             buf = buf[:LARGE_READ]
@@ -238,7 +255,9 @@ class HttpFetcher:
                     view = view[f.write(view) :]
                 done += n
                 if cap is not None and done > cap:
-                    raise IntegrityError(f"download exceeds the size cap of {cap} bytes")
+                    limits.check_size(done)
+                if clock() >= limits.next_check:
+                    limits.pace(done)
                 if progress and done - reported >= PROGRESS_STEP:
                     progress(done, total)
                     reported = done
