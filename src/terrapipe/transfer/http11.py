@@ -14,7 +14,8 @@ import ssl
 import struct
 import threading
 
-from terrapipe.errors import TransientTransferError
+from terrapipe.errors import DownloadError, TransientTransferError
+from terrapipe.transfer.proxies import Proxy
 
 Key = tuple[str, str, int]
 MAX_HEADER_LINE = 65536
@@ -164,7 +165,14 @@ class Connection:
         except (OSError, ValueError):
             return
 
+    #: for http through a proxy: the absolute-form prefix and the proxy's own headers
+    absolute_prefix = ""
+    proxy_headers: dict[str, str] = {}
+
     def request(self, target: str, headers: dict[str, str]) -> Response:
+        if self.absolute_prefix:
+            target = self.absolute_prefix + target
+            headers = {**headers, **self.proxy_headers}
         lines = [f"GET {target} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -187,6 +195,36 @@ def _set_timeouts(sock: socket.socket, read_timeout_s: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
+def _authority(host: str, port: int, default: int) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return host if port == default else f"{host}:{port}"
+
+
+def _connect_tunnel(sock: socket.socket, host: str, port: int, proxy: Proxy) -> None:
+    """Ask the proxy for a tunnel to ``host:port`` (``CONNECT``); the proxy's credentials
+    go in this request only, never through the tunnel."""
+    authority = _authority(host, port, -1)
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    lines += [f"{k}: {v}" for k, v in proxy.headers().items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    head = b""
+    while b"\r\n\r\n" not in head:  # nothing follows the head until we speak TLS
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise TransientTransferError(f"the proxy {proxy.display} closed the connection")
+        head += chunk
+        if len(head) > MAX_HEADER_LINE:
+            raise ProtocolError(f"the proxy {proxy.display} sent an oversized response")
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or parts[1] != "200":
+        status = " ".join(parts[1:]) or status_line[:40]
+        hint = " (proxy credentials missing or refused)" if parts[1:2] == ["407"] else ""
+        raise DownloadError(
+            f"the proxy {proxy.display} refused a tunnel to {authority}: {status}{hint}"
+        )
+
+
 class ConnectionPool:
     """Idle keep-alive connections per (scheme, host, port), shared by threads."""
 
@@ -207,16 +245,28 @@ class ConnectionPool:
                 self._contexts[ca_bundle] = context
             return context
 
-    def get(self, key: Key, *, ca_bundle: str | None = None) -> tuple[Connection, bool]:
-        """An idle connection (reused=True) or a new one."""
+    def get(
+        self, key: Key, *, ca_bundle: str | None = None, proxy: Proxy | None = None
+    ) -> tuple[Connection, bool]:
+        """An idle connection (reused=True) or a new one (through ``proxy`` when given)."""
         with self._lock:
             idle = self._idle.get(key)
             if idle:
                 return idle.pop(), True
         scheme, host, port = key
-        sock = socket.create_connection((host, port), timeout=self.connect_timeout_s)
+        address = (proxy.host, proxy.port) if proxy else (host, port)
+        try:
+            sock = socket.create_connection(address, timeout=self.connect_timeout_s)
+        except OSError as exc:
+            if proxy is None:
+                raise
+            raise TransientTransferError(
+                f"cannot reach the proxy {proxy.display}: {exc.strerror or exc}"
+            ) from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proxy is not None and scheme == "https":
+                _connect_tunnel(sock, host, port, proxy)
             if scheme == "https":
                 sock = self._context(ca_bundle).wrap_socket(sock, server_hostname=host)
                 sock.settimeout(self.read_timeout_s)
@@ -225,7 +275,11 @@ class ConnectionPool:
         except BaseException:
             sock.close()
             raise
-        return Connection(key, sock, self.read_timeout_s), False
+        conn = Connection(key, sock, self.read_timeout_s)
+        if proxy is not None and scheme == "http":
+            conn.absolute_prefix = f"http://{_authority(host, port, 80)}"
+            conn.proxy_headers = proxy.headers()
+        return conn, False
 
     def put(self, conn: Connection) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ from terrapipe.transfer.policy import (
     parse_retry_after,
 )
 from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
+from terrapipe.transfer.proxies import ProxyConfig
 from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
 
 Progress = Callable[[int, int | None], None]
@@ -84,6 +85,7 @@ class HttpFetcher:
             max_idle=max_connections,
         )
         self._local = threading.local()
+        self.proxies = ProxyConfig()  # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read once
 
     def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buffer", None)
@@ -154,7 +156,8 @@ class HttpFetcher:
             if credentials and key != origin:
                 credentials = {}  # another scheme, host or port: none of the provider's headers
             request_headers = {"Host": urlsplit(url).netloc, **headers, **credentials}
-            conn, reused = self.pool.get(key, ca_bundle=ca_bundle)
+            proxy = self.proxies.for_url(*key)
+            conn, reused = self.pool.get(key, ca_bundle=ca_bundle, proxy=proxy)
             try:
                 response = conn.request(target, request_headers)
             except (ConnectionError, OSError) as exc:
@@ -162,7 +165,7 @@ class HttpFetcher:
                 if not reused or isinstance(exc, TimeoutError):
                     raise
                 # a stale keep-alive connection: once more, on a fresh one
-                conn, _ = self.pool.get(key, ca_bundle=ca_bundle)
+                conn, _ = self.pool.get(key, ca_bundle=ca_bundle, proxy=proxy)
                 try:
                     response = conn.request(target, request_headers)
                 except BaseException:
