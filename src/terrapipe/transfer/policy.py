@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
@@ -123,7 +124,9 @@ class TransferOptions:
             cap, what = self.max_file_size, "the size cap (--max-size)"
         return cap, what
 
-    def limits(self, declared: int | None, *, clock=time.monotonic) -> Limits:
+    def limits(
+        self, declared: int | None, *, clock: Callable[[], float] = time.monotonic
+    ) -> Limits:
         """The limits of one file, its deadline counted from now."""
         cap, what = self.size_cap(declared)
         deadline = None if self.deadline_s is None else clock() + self.deadline_s
@@ -138,17 +141,21 @@ class Limits:
     per-read cost is one clock call.
     """
 
-    __slots__ = ("cap", "what", "min_speed", "window_s", "deadline", "clock")
-    __slots__ += ("next_check", "_start", "_done")
+    __slots__ = ("cap", "what", "min_speed", "window_s", "deadline", "clock", "next_check")
+    __slots__ += ("_start", "_done")
 
-    def __init__(self, cap, what, min_speed, window_s, deadline, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        cap: int | None,
+        what: str,
+        min_speed: float,
+        window_s: float,
+        deadline: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cap, self.what = cap, what
-        self.min_speed, self.window_s, self.deadline, self.clock = (
-            min_speed,
-            window_s,
-            deadline,
-            clock,
-        )
+        self.min_speed, self.window_s = min_speed, window_s
+        self.deadline, self.clock = deadline, clock
         self.start(0)
 
     def start(self, done: int) -> None:
