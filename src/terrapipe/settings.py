@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     )
     archive_max_members: int = Field(default=50_000, gt=0, description="Members at most.")
 
+    # downloads: limits of each file (terrapipe.transfer.policy.TransferOptions.from_settings)
+    download_max_size: int | None = Field(
+        default=50 << 30, description="Bytes a file of unknown size may reach (CLI --max-size)."
+    )
+    download_min_speed: float = Field(
+        default=1024.0, description="Bytes/s below which a download is abandoned (0: never)."
+    )
+    download_min_speed_window_s: float = 30.0
+    download_deadline_s: float | None = Field(
+        default=None, description="Seconds a file may take in all (None: no deadline)."
+    )
+    download_read_timeout_s: float = 60.0
+
     @classmethod
     def settings_customise_sources(
         cls,

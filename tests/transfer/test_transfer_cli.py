@@ -77,7 +77,7 @@ def test_download_bad_input_and_failures_exit_codes(db, http_server, tmp_path, c
     code, _, err = run(["download", "-r", "-b", "yesterday"], capsys)
     assert code == 2 and "--begin" in err
     settings = tmp_path / "p.yml"
-    settings.write_text("'http://x/': {password: ${TP_UNSET_VARIABLE_X}}\n")
+    settings.write_text("'http://x/': {password: '${TP_UNSET_VARIABLE_X}'}\n")  # valid YAML
     code, _, err = run(["download", "-c", str(settings)], capsys)
     assert code == 2 and "TP_UNSET_VARIABLE_X" in err
     del http_server.state.files["scene0.nc"]

@@ -8,6 +8,9 @@ Paths:
 Faults are queued per file name and consumed one per request: ``cut`` (half the body, then
 the connection is dropped), ``503``, ``429`` (Retry-After: 1), ``badlen`` (Content-Length
 larger than the body, then close), ``stall`` (half the body, then 1 s of silence).
+Hostile bodies: ``/endless/chunked`` and ``/endless/close`` stream zeros until the client
+goes away (chunked, or delimited by the end of the connection); ``/drip/NAME`` announces
+the file's length and sends one byte every ``drip_delay`` seconds.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class ServerState:
         self.slow_chunk_delay = 0.05
         self.redirect_base: str | None = None
         self.authorizations: list[str | None] = []
+        self.headers: list[dict[str, str]] = []  # every GET's headers, names lower-cased
+        self.drip_delay = 0.2
+        self.endless_sent = 0  # bytes the endless responses got out before the client left
 
     def fault(self, name: str) -> str | None:
         with self.lock:
@@ -89,6 +95,7 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append(("GET", self.path, rng))
             state.authorizations.append(self.headers.get("Authorization"))
+            state.headers.append({k.lower(): v for k, v in self.headers.items()})
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         self._counted = True
@@ -119,6 +126,24 @@ class Handler(BaseHTTPRequestHandler):
             area, name = redirect.groups()
             base = self.state.redirect_base or ""
             return self._send(302, headers={"Location": f"{base}/{area}/{name}"})
+        endless = re.fullmatch(r"/endless/(chunked|close)/[^/?]+", self.path)
+        if endless:
+            return self._endless(endless.group(1) == "chunked")
+        drip = re.fullmatch(r"/drip/([^/?]+)", self.path)
+        if drip:
+            data = self.state.files.get(drip.group(1), b"")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(self.state.drip_delay)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         chunked = re.fullmatch(r"/chunked/([^/?]+)", self.path)
         if chunked:
             data = self.state.files.get(chunked.group(1), b"")
@@ -183,6 +208,24 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             return
         self.wfile.write(body)
+
+    def _endless(self, chunked: bool) -> None:
+        self.send_response(200)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        block = bytes(65536)
+        piece = f"{len(block):x}\r\n".encode() + block + b"\r\n" if chunked else block
+        try:
+            while True:
+                self.wfile.write(piece)
+                with self.state.lock:
+                    self.state.endless_sent += len(block)
+        except OSError:
+            pass
+        self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):

@@ -125,10 +125,11 @@ class FolderSFTP(SFTPServerInterface):
 
 
 class _Auth(paramiko.ServerInterface):
-    def __init__(self, user: str, password: str) -> None:
-        self.user, self.password = user, password
+    def __init__(self, user: str, password: str, log: list[tuple[str, str]]) -> None:
+        self.user, self.password, self.log = user, password, log
 
     def check_auth_password(self, username, password):
+        self.log.append((username, password))  # what a fake server would capture
         if username == self.user and password == self.password:
             return paramiko.AUTH_SUCCESSFUL
         return paramiko.AUTH_FAILED
@@ -157,6 +158,7 @@ class SftpTestServer:
         self.port = self.sock.getsockname()[1]
         self._stop = threading.Event()
         self._transports: list[paramiko.Transport] = []
+        self.auth_log: list[tuple[str, str]] = []  # (user, password) of every attempt
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
     def _serve(self) -> None:
@@ -176,7 +178,7 @@ class SftpTestServer:
             transport.set_subsystem_handler("sftp", paramiko.SFTPServer, Sftp)
             self._transports.append(transport)
             with contextlib.suppress(Exception):
-                transport.start_server(server=_Auth(self.user, self.password))
+                transport.start_server(server=_Auth(self.user, self.password, self.auth_log))
 
     def __enter__(self) -> SftpTestServer:
         self.thread.start()

@@ -128,17 +128,26 @@ def download_command(
     save_path: bool = typer.Option(
         False, "-a", "--save_path", help="Record the local path as a URI in the catalog."
     ),
+    max_size: str | None = typer.Option(
+        None,
+        "--max-size",
+        help="Refuse any file larger than this (bytes, or 500MB, 2GiB); default: the size "
+        "the catalog declares, else the setting download_max_size.",
+    ),
     json_output: bool = JSON_OUT,
 ) -> None:
     """Download the datasets matching the criteria (resumable, verified, skipping done ones)."""
     from terrapipe.transfer.manager import DownloadManager
+    from terrapipe.transfer.policy import TransferOptions, parse_size
 
     criteria = criteria_from_options(query, begin, end, rel_time_flag, geometry)
+    limits = {} if max_size is None else {"max_file_size": parse_size(max_size, name="--max-size")}
     manager = DownloadManager(
         destination_path,
         provider_settings_path=config_file,
         max_downloads=safety_limit,
         save_path=save_path,
+        options=TransferOptions.from_settings(**limits),
         **criteria,
     )
     with manager:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from terrapipe.catalog import query
 from terrapipe.catalog.dataset import Dataset
 from terrapipe.catalog.models import uris_table
+from terrapipe.errors import InvalidInput
 from terrapipe.store.db import Database, open_database
 from terrapipe.transfer.download import RemoteFile, file_name_of
 from terrapipe.transfer.fetchers import SCHEMES
@@ -34,13 +35,20 @@ def split_criteria(criteria: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 
 def to_record(dataset: Dataset) -> DatasetRecord:
-    """The download view of a catalog dataset: its data URIs in a transferable scheme."""
-    remotes, local = [], None
+    """The download view of a catalog dataset: its data URIs in a transferable scheme.
+
+    A URI whose recorded checksum cannot be used makes the record carry that ``problem``:
+    the manager reports the dataset (by entry id) and skips it, the others still download.
+    """
+    remotes, local, problem = [], None, None
     for uri in dataset.uris:
         local = local or uri.local_path
         if uri.role != "data" or uri.uri.split(":", 1)[0].lower() not in SCHEMES:
             continue
-        remotes.append(RemoteFile(uri.uri, size=uri.size, checksum=uri.checksum))
+        try:
+            remotes.append(RemoteFile(uri.uri, size=uri.size, checksum=uri.checksum))
+        except InvalidInput as exc:
+            problem = problem or f"dataset {dataset.entry_id!r}: {exc}; skipped"
     # a file:// copy saved by save_path is the last resort, after the remote URIs
     remotes.sort(key=lambda r: r.scheme == "file")
     return DatasetRecord(
@@ -49,6 +57,7 @@ def to_record(dataset: Dataset) -> DatasetRecord:
         time_start=dataset.time_start,
         remotes=tuple(remotes),
         local_path=local,
+        problem=problem,
     )
 
 

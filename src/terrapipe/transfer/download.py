@@ -34,6 +34,7 @@ from terrapipe.errors import (
     TransientTransferError,
     UnsupportedScheme,
 )
+from terrapipe.transfer.checksums import DIGEST_SIZES, InvalidChecksum, normalise_checksum
 from terrapipe.transfer.fetchers import SCHEMES, FileFetcher, FtpFetcher, SftpFetcher
 from terrapipe.transfer.httpfetch import HttpFetcher
 from terrapipe.transfer.locks import LockFactory, hold
@@ -45,12 +46,15 @@ log = logging.getLogger(__name__)
 
 #: ``progress(file_name, bytes_done, bytes_total_or_None)``
 ProgressCallback = Callable[[str, int, int | None], None]
-HASHES = ("md5", "sha1", "sha256", "sha512")
+HASHES = tuple(DIGEST_SIZES)
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One URI of a dataset, with the size and checksum (``"sha256:hex"``) when known."""
+    """One URI of a dataset, with the size and checksum when known.
+
+    The checksum may be ``ALGO:HEX`` or a STAC multihash; it is kept as ``"algo:hex"``.
+    """
 
     uri: str
     size: int | None = None
@@ -64,11 +68,11 @@ class RemoteFile:
                 f"expected one of {', '.join(SCHEMES)}"
             )
         if self.checksum is not None:
-            algo, _, digest = self.checksum.partition(":")
-            if algo.lower() not in HASHES or not digest:
-                raise InvalidInput(
-                    f"invalid checksum {self.checksum!r}: expected ALGO:HEX with ALGO in {HASHES}"
-                )
+            try:
+                checksum = normalise_checksum(self.checksum)
+            except InvalidChecksum as exc:
+                raise InvalidChecksum(f"{exc} (of {scrub_url(self.uri)!r})") from None
+            object.__setattr__(self, "checksum", checksum)
 
     @property
     def scheme(self) -> str:
@@ -94,7 +98,7 @@ def verify(path: Path, *, size: int | None = None, checksum: str | None = None) 
     if size is not None and actual != size:
         raise IntegrityError(f"size mismatch: expected {size} bytes, got {actual}")
     if checksum:
-        algo, _, expected = checksum.partition(":")
+        algo, _, expected = normalise_checksum(checksum).partition(":")
         digest = file_digest(path, algo.lower())
         if digest.lower() != expected.lower():
             raise IntegrityError(f"{algo} mismatch: expected {expected}, got {digest}")
@@ -119,7 +123,7 @@ class Downloader:
     ) -> None:
         self.providers = providers or ProviderRegistry()
         self.locks = locks or LockFactory.from_settings()
-        self.options = options or TransferOptions()
+        self.options = options or TransferOptions.from_settings()
         self._http = HttpFetcher(self.options, self.providers, max_connections=max_connections)
         self._fetchers = {
             "http": self._http,
@@ -163,15 +167,31 @@ class Downloader:
         provider = self.providers.for_url(remote.uri)
         fetcher = self._fetchers[remote.scheme]
         report = (lambda done, total: progress(name, done, total)) if progress else None
+        try:
+            total = self._attempts(remote, folder, part, provider, fetcher, report)
+            expected = remote.size if remote.size is not None else total
+            if expected is not None or remote.checksum:
+                verify(part, size=expected, checksum=remote.checksum)
+        except DownloadError:
+            # a final failure (not an interruption): nothing partial is kept
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, target)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("downloaded %s to %s", scrub_url(remote.uri), target)
+        return target
+
+    def _attempts(self, remote: RemoteFile, folder: Path, part: Path, provider, fetcher, report):
+        """Fetch into ``part`` with retries (each resuming); the total size announced."""
         policy = self.options.retry
+        limits = self.options.limits(remote.size)  # one size cap and deadline for all attempts
         for attempt in range(policy.attempts):
             try:
                 if folder not in self._folders:  # one mkdir per folder, not per file
                     folder.mkdir(parents=True, exist_ok=True)
                     self._folders.add(folder)
                 with self._slot(remote.uri):
-                    total = fetcher.fetch(remote.uri, part, provider, report)
-                break
+                    return fetcher.fetch(remote.uri, part, provider, report, limits)
             except TransientTransferError as exc:
                 self._folders.discard(folder)  # it may have been removed meanwhile
                 if attempt + 1 >= policy.attempts:
@@ -181,13 +201,7 @@ class Downloader:
                 delay = policy.delay(attempt, exc.retry_after)
                 log.info("retrying %s in %.2f s after: %s", scrub_url(remote.uri), delay, exc)
                 self._sleep(delay)
-        expected = remote.size if remote.size is not None else total
-        if expected is not None or remote.checksum:
-            verify(part, size=expected, checksum=remote.checksum)
-        os.replace(part, target)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("downloaded %s to %s", scrub_url(remote.uri), target)
-        return target
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def fetch_first(
         self,

@@ -18,11 +18,10 @@ from urllib.parse import unquote, urlsplit
 
 from terrapipe.errors import (
     DownloadError,
-    IntegrityError,
     TransientTransferError,
     UnsupportedScheme,
 )
-from terrapipe.transfer.policy import TransferOptions
+from terrapipe.transfer.policy import Limits, TransferOptions
 from terrapipe.transfer.providers import ProviderSettings
 from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
 from terrapipe.transfer.ssh import ssh_client
@@ -41,13 +40,13 @@ class _Sink:
         part: Path,
         offset: int,
         total: int | None,
-        options: TransferOptions,
+        limits: Limits,
         progress: Progress | None,
     ) -> None:
-        cap = options.max_file_size
-        if cap is not None and total is not None and total > cap:
-            raise IntegrityError(f"file of {total} bytes exceeds the size cap of {cap} bytes")
-        self.cap, self.total, self.done, self.progress = cap, total, offset, progress
+        limits.check_total(total)
+        limits.start(offset)
+        self.limits = limits
+        self.cap, self.total, self.done, self.progress = limits.cap, total, offset, progress
         self.reported = offset
         self.file = open(part, "ab" if offset else "wb", buffering=0)  # noqa: SIM115
         if progress:
@@ -57,7 +56,9 @@ class _Sink:
         self.file.write(chunk)
         self.done += len(chunk)
         if self.cap is not None and self.done > self.cap:
-            raise IntegrityError(f"download exceeds the size cap of {self.cap} bytes")
+            self.limits.check_size(self.done)
+        if self.limits.clock() >= self.limits.next_check:
+            self.limits.pace(self.done)
         if self.progress and (self.done - self.reported >= 1 << 20 or self.done == self.total):
             self.reported = self.done
             self.progress(self.done, self.total)
@@ -82,8 +83,14 @@ class FileFetcher:
         self.options = options
 
     def fetch(
-        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+        self,
+        url: str,
+        part: Path,
+        provider: ProviderSettings,
+        progress: Progress | None,
+        limits: Limits | None = None,
     ) -> int | None:
+        limits = limits or self.options.limits(None)
         source = Path(unquote(urlsplit(url).path))
         try:
             total = source.stat().st_size
@@ -93,7 +100,7 @@ class FileFetcher:
         offset = min(_offset(part), total)
         with src:
             src.seek(offset)
-            sink = _Sink(part, offset, total, self.options, progress)
+            sink = _Sink(part, offset, total, limits, progress)
             try:
                 while chunk := src.read(self.options.chunk_size):
                     sink.write(chunk)
@@ -117,8 +124,14 @@ class FtpFetcher:
         self.options = options
 
     def fetch(
-        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+        self,
+        url: str,
+        part: Path,
+        provider: ProviderSettings,
+        progress: Progress | None,
+        limits: Limits | None = None,
     ) -> int | None:
+        limits = limits or self.options.limits(None)
         bare, user, password = _credentials(url, provider)
         parts = urlsplit(bare)
         path = unquote(parts.path)
@@ -136,7 +149,7 @@ class FtpFetcher:
                 total = None
             if total is not None and offset > total:
                 offset = 0
-            sink = _Sink(part, offset, total, self.options, progress)
+            sink = _Sink(part, offset, total, limits, progress)
             try:
                 ftp.retrbinary(f"RETR {path}", sink.write, self.options.chunk_size, offset or None)
             finally:
@@ -162,8 +175,14 @@ class SftpFetcher:
         self.options = options
 
     def fetch(
-        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+        self,
+        url: str,
+        part: Path,
+        provider: ProviderSettings,
+        progress: Progress | None,
+        limits: Limits | None = None,
     ) -> int | None:
+        limits = limits or self.options.limits(None)
         import paramiko
 
         bare, user, password = _credentials(url, provider)
@@ -171,7 +190,9 @@ class SftpFetcher:
             raise UnsupportedScheme(f"sftp needs credentials: {scrub_url(url)}")
         parts = urlsplit(bare)
         path = unquote(parts.path)
-        client = ssh_client(provider.known_hosts)
+        client = ssh_client(
+            provider.known_hosts, accept_unknown_host_keys=provider.accept_unknown_host_keys
+        )
         try:
             client.connect(
                 parts.hostname or "",
@@ -193,7 +214,7 @@ class SftpFetcher:
             with sftp.open(path, "rb") as remote:
                 remote.seek(offset)
                 remote.prefetch(total)
-                sink = _Sink(part, offset, total, self.options, progress)
+                sink = _Sink(part, offset, total, limits, progress)
                 try:
                     while chunk := remote.read(self.options.chunk_size):
                         sink.write(chunk)
@@ -204,6 +225,11 @@ class SftpFetcher:
             raise
         except paramiko.AuthenticationException:
             raise DownloadError("SFTP authentication failed") from None
+        except paramiko.BadHostKeyException as exc:
+            raise DownloadError(
+                f"SFTP host key of {exc.hostname} does not match its known_hosts entry "
+                "(the server changed its key, or another server answers): refused"
+            ) from None
         except FileNotFoundError:
             raise DownloadError(f"SFTP no such file: {path!r}") from None
         except PermissionError:

@@ -14,7 +14,8 @@ import ssl
 import struct
 import threading
 
-from terrapipe.errors import TransientTransferError
+from terrapipe.errors import DownloadError, TransientTransferError
+from terrapipe.transfer.proxies import Proxy
 
 Key = tuple[str, str, int]
 MAX_HEADER_LINE = 65536
@@ -23,6 +24,10 @@ MAX_HEADERS = 200
 
 class ProtocolError(TransientTransferError):
     """The server's response is not valid HTTP/1.1 (or ended too early)."""
+
+
+class ReadTimeout(TransientTransferError, TimeoutError):
+    """No byte arrived within the read timeout: the server stalled (it did not close)."""
 
 
 class Response:
@@ -45,7 +50,8 @@ class Response:
             line = reader.readline(MAX_HEADER_LINE)
             if line in (b"\r\n", b"\n"):
                 break
-            if not line:
+            if not line.endswith(b"\n"):
+                conn.raise_if_stalled()
                 raise ProtocolError("connection closed inside the headers")
             name, sep, value = line.decode("latin-1").partition(":")
             if not sep:
@@ -83,13 +89,15 @@ class Response:
         if self._chunked:
             return self._read_chunked(buf)
         if self._left is None:
-            n = reader.readinto(buf)
+            n = reader.readinto1(buf)
             if not n:
+                self._conn.raise_if_stalled()
                 self.done = True
             return n or 0
         want = min(len(buf), self._left)
-        n = reader.readinto(buf[:want])
+        n = reader.readinto1(buf[:want])
         if not n:
+            self._conn.raise_if_stalled()
             raise ProtocolError(f"connection closed with {self._left} body bytes missing")
         self._left -= n
         self.done = self._left == 0
@@ -99,6 +107,8 @@ class Response:
         reader = self._conn.reader
         if self._chunk_left == 0:
             line = reader.readline(MAX_HEADER_LINE)
+            if not line.endswith(b"\n"):
+                self._conn.raise_if_stalled()
             size = line.split(b";", 1)[0].strip()
             try:
                 self._chunk_left = int(size, 16)
@@ -109,8 +119,9 @@ class Response:
                     pass  # trailers
                 self.done = True
                 return 0
-        n = reader.readinto(buf[: min(len(buf), self._chunk_left)])
+        n = reader.readinto1(buf[: min(len(buf), self._chunk_left)])
         if not n:
+            self._conn.raise_if_stalled()
             raise ProtocolError("connection closed inside a chunk")
         self._chunk_left -= n
         if self._chunk_left == 0:
@@ -133,11 +144,35 @@ class Response:
 class Connection:
     """One TCP (or TLS) connection with a buffered reader."""
 
-    def __init__(self, key: Key, sock: socket.socket) -> None:
+    def __init__(self, key: Key, sock: socket.socket, read_timeout_s: float = 0.0) -> None:
         self.key, self.sock = key, sock
+        self.read_timeout_s = read_timeout_s
         self.reader = sock.makefile("rb", buffering=65536)
 
+    def raise_if_stalled(self) -> None:
+        """After a read gave nothing: ReadTimeout when the server is silent but connected.
+
+        A plain socket's kernel timeout makes ``recv`` give up without an error, which
+        reads like the end of the stream; a non-blocking peek tells the two apart (a TLS
+        socket raises its own timeout instead).
+        """
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            raise ReadTimeout(
+                f"read timeout: no data from the server for {self.read_timeout_s:g} s"
+            ) from None
+        except (OSError, ValueError):
+            return
+
+    #: for http through a proxy: the absolute-form prefix and the proxy's own headers
+    absolute_prefix = ""
+    proxy_headers: dict[str, str] = {}
+
     def request(self, target: str, headers: dict[str, str]) -> Response:
+        if self.absolute_prefix:
+            target = self.absolute_prefix + target
+            headers = {**headers, **self.proxy_headers}
         lines = [f"GET {target} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -160,6 +195,36 @@ def _set_timeouts(sock: socket.socket, read_timeout_s: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
+def _authority(host: str, port: int, default: int) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return host if port == default else f"{host}:{port}"
+
+
+def _connect_tunnel(sock: socket.socket, host: str, port: int, proxy: Proxy) -> None:
+    """Ask the proxy for a tunnel to ``host:port`` (``CONNECT``); the proxy's credentials
+    go in this request only, never through the tunnel."""
+    authority = _authority(host, port, -1)
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    lines += [f"{k}: {v}" for k, v in proxy.headers().items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    head = b""
+    while b"\r\n\r\n" not in head:  # nothing follows the head until we speak TLS
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise TransientTransferError(f"the proxy {proxy.display} closed the connection")
+        head += chunk
+        if len(head) > MAX_HEADER_LINE:
+            raise ProtocolError(f"the proxy {proxy.display} sent an oversized response")
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or parts[1] != "200":
+        status = " ".join(parts[1:]) or status_line[:40]
+        hint = " (proxy credentials missing or refused)" if parts[1:2] == ["407"] else ""
+        raise DownloadError(
+            f"the proxy {proxy.display} refused a tunnel to {authority}: {status}{hint}"
+        )
+
+
 class ConnectionPool:
     """Idle keep-alive connections per (scheme, host, port), shared by threads."""
 
@@ -180,16 +245,28 @@ class ConnectionPool:
                 self._contexts[ca_bundle] = context
             return context
 
-    def get(self, key: Key, *, ca_bundle: str | None = None) -> tuple[Connection, bool]:
-        """An idle connection (reused=True) or a new one."""
+    def get(
+        self, key: Key, *, ca_bundle: str | None = None, proxy: Proxy | None = None
+    ) -> tuple[Connection, bool]:
+        """An idle connection (reused=True) or a new one (through ``proxy`` when given)."""
         with self._lock:
             idle = self._idle.get(key)
             if idle:
                 return idle.pop(), True
         scheme, host, port = key
-        sock = socket.create_connection((host, port), timeout=self.connect_timeout_s)
+        address = (proxy.host, proxy.port) if proxy else (host, port)
+        try:
+            sock = socket.create_connection(address, timeout=self.connect_timeout_s)
+        except OSError as exc:
+            if proxy is None:
+                raise
+            raise TransientTransferError(
+                f"cannot reach the proxy {proxy.display}: {exc.strerror or exc}"
+            ) from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proxy is not None and scheme == "https":
+                _connect_tunnel(sock, host, port, proxy)
             if scheme == "https":
                 sock = self._context(ca_bundle).wrap_socket(sock, server_hostname=host)
                 sock.settimeout(self.read_timeout_s)
@@ -198,7 +275,11 @@ class ConnectionPool:
         except BaseException:
             sock.close()
             raise
-        return Connection(key, sock), False
+        conn = Connection(key, sock, self.read_timeout_s)
+        if proxy is not None and scheme == "http":
+            conn.absolute_prefix = f"http://{_authority(host, port, 80)}"
+            conn.proxy_headers = proxy.headers()
+        return conn, False
 
     def put(self, conn: Connection) -> None:
         with self._lock:

@@ -7,8 +7,9 @@ file, ``http.client``'s header parsing costs more CPU than the transfer. httpx r
 use for small request/response exchanges (OAuth2 tokens).
 
 Credentials: basic auth or a bearer token from the provider settings (or the URL's user
-info, which is stripped from the request line). The ``Authorization`` header is dropped on
-a redirect to another host.
+info, which is stripped from the request line), and the provider's own ``headers`` (API
+keys). They go only to the origin (scheme, host, port) of the requested URL: a redirect to
+another origin drops every one of them, and a redirect from https to http is refused.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from terrapipe.errors import DownloadError, IntegrityError, TransientTransferError
+from terrapipe.errors import DownloadError, TransientTransferError
 from terrapipe.transfer.http11 import Connection, ConnectionPool, Key, Response
-from terrapipe.transfer.policy import RETRY_STATUSES, TransferOptions, parse_retry_after
+from terrapipe.transfer.policy import (
+    RETRY_STATUSES,
+    Limits,
+    TransferOptions,
+    parse_retry_after,
+)
 from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
-from terrapipe.transfer.secrets import reveal, scrub_text, strip_userinfo
+from terrapipe.transfer.proxies import ProxyConfig
+from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
 
 Progress = Callable[[int, int | None], None]
 BUFFER_SIZE = 256 * 1024  # big files read 64 KiB at a time (cache-friendly), small ones at once
@@ -39,11 +46,30 @@ SMALL_FILE = 4 << 20
 
 
 def _key(url: str) -> tuple[Key, str]:
+    """The connection key (scheme, host, port: the URL's origin) and the request target."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise DownloadError(f"invalid port in URL {scrub_url(url)!r}") from None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return (scheme, parts.hostname or "", port), target
+    return (scheme, (parts.hostname or "").lower(), port), target
+
+
+def _redirect(url: str, location: str) -> str:
+    """The absolute URL a redirect points to; refuses a scheme other than http(s) and any
+    downgrade from https to http (credentials and data would travel in clear)."""
+    new = urljoin(url, location)
+    old_scheme, new_scheme = urlsplit(url).scheme.lower(), urlsplit(new).scheme.lower()
+    if new_scheme not in ("http", "https"):
+        raise DownloadError(f"refusing a redirect to a non-HTTP URL: {scrub_url(new)!r}")
+    if old_scheme == "https" and new_scheme == "http":
+        raise DownloadError(
+            f"refusing a redirect from https to plain http: {scrub_url(new)!r} "
+            f"(from {scrub_url(url)!r})"
+        )
+    return new
 
 
 class HttpFetcher:
@@ -59,6 +85,7 @@ class HttpFetcher:
             max_idle=max_connections,
         )
         self._local = threading.local()
+        self.proxies = ProxyConfig()  # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read once
 
     def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buffer", None)
@@ -79,38 +106,58 @@ class HttpFetcher:
         return {}
 
     def fetch(
-        self, url: str, part: Path, provider: ProviderSettings, progress: Progress | None
+        self,
+        url: str,
+        part: Path,
+        provider: ProviderSettings,
+        progress: Progress | None,
+        limits: Limits | None = None,
     ) -> int | None:
         bare, _, _ = strip_userinfo(url)
+        if limits is None:
+            limits = self.options.limits(None)
         try:
             offset = os.stat(part).st_size
         except FileNotFoundError:
             offset = 0
-        headers = {"Accept-Encoding": "identity", **provider.headers}
-        headers.update(self._auth_header(url, provider))
+        headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+        # provider headers and auth: for the requested origin only (dropped on a redirect away)
+        credentials = {**provider.headers, **self._auth_header(url, provider)}
         try:
-            return self._get(bare, headers, part, offset, provider, progress)
+            return self._get(bare, headers, credentials, part, offset, provider, progress, limits)
         except _NETWORK_ERRORS as exc:
             if isinstance(exc, DownloadError):
                 raise
             message = f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise DownloadError(message) from None  # retrying cannot help
-            raise TransientTransferError(
-                f"{type(exc).__name__}: {scrub_text(str(exc), provider.secrets)}"
-            ) from None
+            if isinstance(exc, TimeoutError):
+                message = (
+                    f"read timeout: no data from the server for {self.options.read_timeout_s:g} s"
+                )
+            raise TransientTransferError(message) from None
 
     def _open(
-        self, url: str, headers: dict[str, str], ca_bundle: str | None = None
+        self,
+        url: str,
+        headers: dict[str, str],
+        credentials: dict[str, str],
+        ca_bundle: str | None = None,
     ) -> tuple[Connection, Response]:
-        """Send the request (following redirects); returns the connection and response."""
-        origin = urlsplit(url).netloc
+        """Send the request (following redirects); returns the connection and response.
+
+        ``credentials`` (auth and provider headers) are sent to the first URL's origin only.
+        """
+        origin, _ = _key(url)
         for _ in range(MAX_REDIRECTS + 1):
             key, target = _key(url)
-            request_headers = {"Host": urlsplit(url).netloc, **headers}
-            conn, reused = self.pool.get(key, ca_bundle=ca_bundle)
+            if credentials and key != origin:
+                credentials = {}  # another scheme, host or port: none of the provider's headers
+            request_headers = {"Host": urlsplit(url).netloc, **headers, **credentials}
+            proxy = self.proxies.for_url(*key)
+            conn, reused = self.pool.get(key, ca_bundle=ca_bundle, proxy=proxy)
             try:
                 response = conn.request(target, request_headers)
             except (ConnectionError, OSError) as exc:
@@ -118,7 +165,7 @@ class HttpFetcher:
                 if not reused or isinstance(exc, TimeoutError):
                     raise
                 # a stale keep-alive connection: once more, on a fresh one
-                conn, _ = self.pool.get(key, ca_bundle=ca_bundle)
+                conn, _ = self.pool.get(key, ca_bundle=ca_bundle, proxy=proxy)
                 try:
                     response = conn.request(target, request_headers)
                 except BaseException:
@@ -130,9 +177,7 @@ class HttpFetcher:
             if response.status in (301, 302, 303, 307, 308) and response.getheader("location"):
                 location = response.getheader("location") or ""
                 self._release(conn, response)
-                url = urljoin(url, location)
-                if urlsplit(url).netloc != origin:
-                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                url = _redirect(url, location)
                 continue
             return conn, response
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
@@ -148,15 +193,17 @@ class HttpFetcher:
         else:
             conn.close()
 
-    def _get(self, url, headers, part: Path, offset: int, provider, progress) -> int | None:
-        conn, response = self._open(url, headers, provider.ca_bundle)
+    def _get(
+        self, url, headers, credentials, part: Path, offset: int, provider, progress, limits
+    ) -> int | None:
+        conn, response = self._open(url, headers, credentials, provider.ca_bundle)
         keep = False
         try:
             total, offset = self._check(response, part, offset, provider)
             if total is not None and total == offset and response.status == 416:
                 keep = True
                 return total
-            self._receive(response, part, offset, total, progress)
+            self._receive(response, part, offset, total, progress, limits)
             keep = True
             return total
         finally:
@@ -191,10 +238,13 @@ class HttpFetcher:
             return (int(length) if length and length.isdigit() else None), 0
         raise DownloadError(f"HTTP {status} {response.reason}".rstrip())
 
-    def _receive(self, response, part: Path, offset: int, total: int | None, progress) -> None:
-        cap = self.options.max_file_size
-        if cap is not None and total is not None and total > cap:
-            raise IntegrityError(f"file of {total} bytes exceeds the size cap of {cap} bytes")
+    def _receive(
+        self, response, part: Path, offset: int, total: int | None, progress, limits: Limits
+    ) -> None:
+        limits.check_total(total)
+        limits.start(offset)
+        cap = limits.cap
+        clock = limits.clock
         buf = self._buffer()
         if total is None or total - offset > SMALL_FILE:
             buf = buf[:LARGE_READ]
@@ -208,7 +258,9 @@ class HttpFetcher:
                     view = view[f.write(view) :]
                 done += n
                 if cap is not None and done > cap:
-                    raise IntegrityError(f"download exceeds the size cap of {cap} bytes")
+                    limits.check_size(done)
+                if clock() >= limits.next_check:
+                    limits.pace(done)
                 if progress and done - reported >= PROGRESS_STEP:
                     progress(done, total)
                     reported = done

@@ -39,13 +39,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    """What the downloader needs of a dataset: key, name, time, URIs, recorded local path."""
+    """What the downloader needs of a dataset: key, name, time, URIs, recorded local path.
+
+    ``problem`` says why the dataset cannot be downloaded as recorded (an unusable
+    checksum): it is reported as failed and skipped, the rest of the batch goes on.
+    """
 
     key: str
     name: str
     time_start: datetime | None
     remotes: tuple[RemoteFile, ...]
     local_path: str | None = None
+    problem: str | None = None
 
 
 class DatasetSource(Protocol):
@@ -183,6 +188,10 @@ class DownloadManager:
         jobs: list[DownloadJob] = []
         by_key: dict[str, DatasetRecord] = {}
         for record in records:
+            if record.problem is not None:
+                log.warning("%s", record.problem)
+                report.failed[record.key] = record.problem
+                continue
             existing = already_downloaded(record)
             if existing is not None:
                 report.skipped[record.key] = existing

@@ -45,6 +45,7 @@ KNOWN_KEYS = {
     "max_parallel_downloads",
     "headers",
     "known_hosts",
+    "accept_unknown_host_keys",
     "ca_bundle",
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -64,9 +65,15 @@ class ProviderSettings:
     max_parallel_downloads: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     known_hosts: str | None = None
+    accept_unknown_host_keys: bool = False
     ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.accept_unknown_host_keys, bool):
+            raise ProviderSettingsError(
+                f"invalid accept_unknown_host_keys {self.accept_unknown_host_keys!r} for "
+                f"{scrub_url(self.prefix)!r}: expected true or false"
+            )
         if self.authentication_type not in AUTH_TYPES:
             raise ProviderSettingsError(
                 f"invalid authentication_type {self.authentication_type!r} for "
@@ -159,10 +166,61 @@ def parse_provider_settings(
                 max_parallel_downloads=values.get("max_parallel_downloads"),
                 headers={str(k): str(v) for k, v in headers.items()},
                 known_hosts=values.get("known_hosts"),
+                accept_unknown_host_keys=values.get("accept_unknown_host_keys", False),
                 ca_bundle=values.get("ca_bundle"),
             )
         )
     return result
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "sftp": 22}
+
+
+def normalise_url(url: str) -> str:
+    """``url`` without user info, scheme and host lower-cased, the scheme's default port
+    dropped: two spellings of one origin compare equal."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "@" in url:
+        url = strip_userinfo(url)[0]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if not parts.netloc:
+        return urlunsplit((scheme, "", parts.path, parts.query, parts.fragment))
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def prefix_matches(prefix: str, url: str) -> bool:
+    """True when ``url`` starts with ``prefix`` and the prefix ends at a URL boundary (its
+    own ``/``, or the URL's next character is ``/``, ``?`` or ``#``, or nothing)."""
+    if not url.startswith(prefix):
+        return False
+    if len(url) == len(prefix) or prefix.endswith("/"):
+        return True
+    return url[len(prefix)] in "/?#"
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def yaml_error_message(path: Path, exc: yaml.YAMLError) -> str:
+    """Where a YAML error is (file, line, column) and what kind it is, never the text
+    around it: the offending line of a settings file may hold a password."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or "not valid YAML"
+    # quoted pieces are the file's own text (an alias, a tag): only a character is kept
+    problem = _QUOTED.sub(lambda m: m.group(0) if len(m.group(0)) <= 4 else "'…'", str(problem))
+    return f"invalid YAML in {str(path)!r}{where}: {problem} (fix the file there)"
 
 
 class ProviderRegistry:
@@ -170,6 +228,11 @@ class ProviderRegistry:
 
     def __init__(self, providers: list[ProviderSettings] | None = None) -> None:
         self.providers = sorted(providers or [], key=lambda p: len(p.prefix), reverse=True)
+        self._prefixes = sorted(
+            ((normalise_url(p.prefix), p) for p in self.providers),
+            key=lambda pair: len(pair[0]),
+            reverse=True,
+        )
         self._tokens: dict[str, TokenSource] = {}
         self._lock = threading.Lock()
 
@@ -186,15 +249,19 @@ class ProviderRegistry:
                 f"provider settings file not found: {str(path)!r}"
             ) from None
         except yaml.YAMLError as exc:
-            raise ProviderSettingsError(f"invalid YAML in {str(path)!r}: {exc}") from None
+            raise ProviderSettingsError(yaml_error_message(path, exc)) from None
         return cls(parse_provider_settings(document, source=str(path)))
 
     def for_url(self, url: str) -> ProviderSettings:
-        """The settings whose prefix is the longest match for ``url`` (empty settings if none)."""
-        if "@" in url:
-            url = strip_userinfo(url)[0]
-        for provider in self.providers:
-            if url.startswith(provider.prefix):
+        """The settings whose prefix is the longest match for ``url`` (empty settings if none).
+
+        Both are compared normalised (see :func:`normalise_url`) and a prefix matches only at
+        a boundary: ``https://data.example.org`` matches ``https://data.example.org/x`` but
+        not ``https://data.example.org.attacker.net/`` nor ``https://data.example.org:8443/``.
+        """
+        url = normalise_url(url)
+        for prefix, provider in self._prefixes:
+            if prefix_matches(prefix, url):
                 return provider
         return ProviderSettings()
 
