@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from terrapipe.core.cache import cache_key as make_cache_key
-from terrapipe.core.cache import explain, fingerprints, key_components
+from terrapipe.core.cache import explain, fingerprints, key_components, value_fingerprints
 from terrapipe.core.context import Context
 from terrapipe.core.plan import Instance, RunPlan, utcnow
 from terrapipe.core.values import encode_outputs
 from terrapipe.errors import Cancelled, InvalidInput, TaskTimeout, UnstorableOutput
-from terrapipe.store.artifacts import ArtifactStore, list_files, rewrite_paths
+from terrapipe.store.artifacts import ArtifactStore, list_files, paths_under, rewrite_paths
 
 
 class CacheHit(Protocol):
@@ -123,15 +123,26 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
                 if spec.is_input_file and ctx.params.get(p) is not None
             ]
             input_paths += [Path(p) for p in task.inputs(ctx)]
+            content = getattr(task, "fingerprint", "stat") == "content"
+            input_fps = fingerprints(input_paths, content=content)
+            # every other value that reaches the task and names a file: str parameters,
+            # upstream outputs, the mapped item (inputs[map_over]); not upstream artifacts
+            value_fingerprints(
+                [
+                    *(v for p, v in ctx.params.items() if node.params[p].fingerprints_values),
+                    *ctx.inputs.values(),
+                ],
+                content=content,
+                skip_prefixes=runtime.artifacts.prefixes,
+                into=input_fps,
+            )
             components = key_components(
                 task_name=task.name,
                 task_version=task.version,
                 params=ctx.params,
                 upstream=upstream_keys,
                 item=inst.item_key,
-                inputs=fingerprints(
-                    input_paths, content=getattr(task, "fingerprint", "stat") == "content"
-                ),
+                inputs=input_fps,
             )
         except Exception as exc:  # noqa: BLE001 - a hook failed: the node fails
             inst.attempts = 1
@@ -187,8 +198,11 @@ def _run_with_retries(
             files: list[tuple[Path, int]] = []
             if staging is not None:
                 encode_outputs(outputs)  # fail before moving anything if unstorable
-                final_dir = runtime.artifacts.commit(staging, inst.cache_key or "")
+                final_dir = runtime.artifacts.path_for(inst.cache_key or "")
                 outputs = rewrite_paths(outputs, staging, final_dir)
+            _refuse_staging_paths(inst, outputs, runtime.artifacts)
+            if staging is not None:
+                final_dir = runtime.artifacts.commit(staging, inst.cache_key or "")
                 files = list_files(final_dir)
             encoded = encode_outputs(outputs)
             inst.outputs = outputs
@@ -216,6 +230,17 @@ def _run_with_retries(
         task.rollback(ctx)
     assert last_exc is not None
     return _fail(runtime, inst, last_exc)
+
+
+def _refuse_staging_paths(inst: Instance, outputs: Any, artifacts: ArtifactStore) -> None:
+    """Outputs must not name the staging area: it is gone after the run (a path from another
+    node's staging folder, or one built by hand, is not moved with this node's artifacts)."""
+    dead = paths_under(outputs, artifacts.staging_prefixes)
+    if dead:
+        raise UnstorableOutput(
+            f"node {inst.key} returned {dead[0]!r}, a path in the staging area that is removed "
+            "after the run; return paths from this node's ctx.artifact_path()"
+        )
 
 
 def _fail(runtime: Runtime, inst: Instance, exc: BaseException) -> Instance:

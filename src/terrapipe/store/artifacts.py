@@ -21,6 +21,10 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.staging_root = self.root / ".staging"
+        # How paths under the root may be spelled in values (as given, and absolute): string
+        # prefixes, so checking a value costs a ``startswith``, not a syscall.
+        self.prefixes = _prefixes(self.root)
+        self.staging_prefixes = _prefixes(self.staging_root)
 
     def path_for(self, key: str) -> Path:
         return self.root / key
@@ -55,8 +59,21 @@ class ArtifactStore:
         return removed
 
 
+def _prefixes(root: Path) -> tuple[str, ...]:
+    spelled = {str(root), os.path.abspath(root)}
+    return tuple(sorted(p.rstrip(os.sep) + os.sep for p in spelled))
+
+
 def rewrite_paths(value: Any, old_root: Path, new_root: Path) -> Any:
-    """Replace paths under ``old_root`` in task outputs with the same path under ``new_root``."""
+    """Replace paths under ``old_root`` in task outputs with the same path under ``new_root``.
+
+    A :class:`Path` stays a Path and a string stays a string (``str(ctx.artifact_path(..))``
+    is as common as the Path itself)."""
+    if isinstance(value, str):
+        old = str(old_root)
+        if value == old or value.startswith(old.rstrip(os.sep) + os.sep):
+            return str(new_root) + value[len(old) :]
+        return value
     if isinstance(value, Path):
         try:
             return new_root / value.relative_to(old_root)
@@ -67,6 +84,24 @@ def rewrite_paths(value: Any, old_root: Path, new_root: Path) -> Any:
     if isinstance(value, list | tuple):
         return [rewrite_paths(v, old_root, new_root) for v in value]
     return value
+
+
+def paths_under(value: Any, prefixes: tuple[str, ...]) -> list[str]:
+    """Every string or path in ``value`` (nested in lists and dicts) that starts with one of
+    ``prefixes`` (see :attr:`ArtifactStore.staging_prefixes`)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str | os.PathLike):
+            text = os.fspath(v)
+            if isinstance(text, str) and (text + os.sep).startswith(prefixes):
+                found.append(text)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return found
 
 
 def list_files(folder: Path) -> list[tuple[Path, int]]:
