@@ -24,8 +24,10 @@ from terrapipe.store.artifacts import ArtifactStore, list_files, paths_under, re
 
 
 class CacheHit(Protocol):
+    """A stored result for a cache key. ``stale`` (when the runtime sets it) says why it can
+    no longer be served (``output missing: x.tif``): the node reruns with that reason."""
+
     outputs: Any
-    components: dict[str, Any]
 
 
 class Runtime(Protocol):
@@ -48,7 +50,7 @@ class Runtime(Protocol):
         components: dict[str, Any],
         encoded_outputs: Any,
         artifact_dir: Path | None,
-        files: list[tuple[Path, int]],
+        files: list[tuple[Path, int, str | None]],
     ) -> None: ...
 
     def record(self, inst: Instance) -> None: ...
@@ -151,6 +153,9 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
         inst.cache_key = key
         ctx.cache_key = key
         hit = runtime.lookup_cache(key)
+        stale = getattr(hit, "stale", None) if hit is not None else None
+        if stale:
+            hit = None  # its files were deleted or changed: not a result any more
         ctx.cache_hit = hit is not None
         ctx.cached_outputs = hit.outputs if hit is not None else None
 
@@ -169,6 +174,8 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
                 return _finish(runtime, inst, "skipped", "not needed")
             if hit is not None:
                 reason = "needed() asked to rerun"
+            elif stale:
+                reason = stale
             else:
                 reason = explain(runtime.previous_components(inst.name, inst.item_id), components)
         inst.reason = reason
@@ -195,7 +202,7 @@ def _run_with_retries(
                 raise Cancelled(f"node {inst.key} was cancelled")
             staging = ctx.staging_dir
             final_dir = None
-            files: list[tuple[Path, int]] = []
+            files: list[tuple[Path, int, str | None]] = []
             if staging is not None:
                 encode_outputs(outputs)  # fail before moving anything if unstorable
                 final_dir = runtime.artifacts.path_for(inst.cache_key or "")
@@ -203,7 +210,8 @@ def _run_with_retries(
             _refuse_staging_paths(inst, outputs, runtime.artifacts)
             if staging is not None:
                 final_dir = runtime.artifacts.commit(staging, inst.cache_key or "")
-                files = list_files(final_dir)
+                content = getattr(node.task, "fingerprint", "stat") == "content"
+                files = list_files(final_dir, digest=content)
             encoded = encode_outputs(outputs)
             inst.outputs = outputs
             try:

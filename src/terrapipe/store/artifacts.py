@@ -7,10 +7,12 @@ crashed or cancelled node leaves nothing behind but staging debris that ``sweep`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +106,55 @@ def paths_under(value: Any, prefixes: tuple[str, ...]) -> list[str]:
     return found
 
 
-def list_files(folder: Path) -> list[tuple[Path, int]]:
-    """Every file under ``folder`` with its size."""
+def list_files(folder: Path, *, digest: bool = False) -> list[tuple[Path, int, str | None]]:
+    """Every file under ``folder`` with its size, and its content digest (``sha256:HEX``)
+    when ``digest`` (for tasks that fingerprint by content), else None."""
     out = []
     for root, _dirs, files in os.walk(folder):
         for name in files:
             p = Path(root) / name
-            out.append((p, p.stat().st_size))
+            out.append((p, p.stat().st_size, file_digest(p) if digest else None))
     return sorted(out)
+
+
+def file_digest(path: Path | str) -> str:
+    """``sha256:HEX`` of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def check_files(
+    artifact_dir: str, files: Iterable[tuple[str, int, str | None]] | None
+) -> str | None:
+    """Why a stored result's files can no longer be served, or None when they are intact.
+
+    One ``stat`` per recorded file: a missing file gives ``output missing: NAME``, another
+    size (or, where a digest was recorded, other bytes) gives ``output changed: NAME``, NAME
+    relative to the artifact folder. Without a record (``None``), only the folder is checked.
+    """
+    files = list(files) if files is not None else []
+    for path, size, digest in files:
+        name = _relative_name(path, artifact_dir)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return f"output missing: {name}"
+        if st.st_size != size:
+            return f"output changed: {name}"
+        if digest:
+            try:
+                if file_digest(path) != digest:
+                    return f"output changed: {name}"
+            except OSError:
+                return f"output missing: {name}"
+    if not files and not os.path.isdir(artifact_dir):
+        return f"output missing: {Path(artifact_dir).name}"
+    return None
+
+
+def _relative_name(path: str, folder: str) -> str:
+    prefix = folder.rstrip(os.sep) + os.sep
+    return path[len(prefix) :] if path.startswith(prefix) else Path(path).name
