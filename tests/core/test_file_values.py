@@ -186,7 +186,7 @@ def test_a_file_named_in_an_upstream_output_reruns_the_downstream(tmp_path: Path
     scene.write_text("12345")
 
     @task
-    def listing(folder: str) -> dict:  # a str folder: fingerprinted by its own entry
+    def listing(folder: str) -> dict:  # a folder in a str: not fingerprinted
         return {"scene": str(Path(folder) / "s1.txt")}
 
     @task
@@ -197,7 +197,7 @@ def test_a_file_named_in_an_upstream_output_reruns_the_downstream(tmp_path: Path
     wf.add_node(listing)
     wf.add_node(length, listing)
     assert wf.run({"folder": str(folder)}).nodes["length"].outputs == 5
-    with scene.open("a") as fh:  # edited in place: the folder's entry does not change
+    with scene.open("a") as fh:
         fh.write("678")
     run = wf.run({"folder": str(folder)})
     assert run.nodes["listing"].state == "cached"

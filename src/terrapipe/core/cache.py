@@ -101,21 +101,16 @@ def value_paths(value: Any, *, skip_prefixes: tuple[str, ...] = ()) -> list[str]
 
 def value_fingerprint(path: str, *, content: bool = False) -> str | None:
     """Fingerprint of a file a value names: ``size:mtime_ns`` (a digest of its bytes with
-    ``content=True``); for a folder, its own entry (``dir:mtime_ns``: files added, removed or
-    renamed; with ``content=True`` a digest of the names in it). ``None`` when nothing is
-    there: the string is then taken for what it is, not a file."""
+    ``content=True``). ``None`` when no file is there (the string is then taken for what it
+    is) and for a folder: a folder in a value is as often where a task writes (a download or
+    publish folder) as what it reads; a ``Path`` parameter fingerprints everything under it.
+    """
     try:
         st = os.stat(path)
     except (OSError, ValueError):  # missing, not a path (NUL byte), too long
         return None
-    if stat.S_ISDIR(st.st_mode):
-        if not content:
-            return f"dir:{st.st_mtime_ns}"
-        try:
-            names = sorted(os.listdir(path))
-        except OSError:
-            return None
-        return "dir:" + hashlib.sha256("\0".join(names).encode()).hexdigest()[:32]
+    if not stat.S_ISREG(st.st_mode):
+        return None
     if content:
         try:
             return file_fingerprint(Path(path), content=True)

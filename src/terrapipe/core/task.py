@@ -32,9 +32,10 @@ class Param:
 
     A ``Path`` parameter names an input file or folder: its fingerprint (a folder: every
     file below it) enters the cache key. Any other value that names an existing file (a
-    ``str`` parameter like ``"data/a.tif"``) enters it by the file's own fingerprint.
-    ``fingerprint=False`` leaves the parameter's files out of the key: for a destination the
-    task writes to itself, which would otherwise look changed on every run.
+    ``str`` parameter like ``"data/a.tif"``) enters it by the file's own fingerprint (a
+    folder named in a value does not). ``fingerprint=False`` leaves the parameter's files
+    out of the key: for a destination file the task writes itself, which would otherwise
+    look changed on every run.
     """
 
     type: Any = str
