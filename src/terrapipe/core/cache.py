@@ -60,6 +60,7 @@ def fingerprints(paths: Iterable[Path], *, content: bool = False) -> dict[str, s
 _SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9_-]{0,9}$")
 _SEPARATORS = tuple({os.sep, os.altsep or os.sep, "/"})
 _MAX_PATH = 4096
+_NOT_PATHS = frozenset({int, float, bool, type(None)})
 
 
 def _names_file(text: str) -> bool:
@@ -129,13 +130,15 @@ def value_fingerprints(
     """Fingerprints of the existing files the values name, keyed by the path as written
     (added to ``into`` when given; a path already there keeps its entry)."""
     out = {} if into is None else into
-    for value in values:
-        for path in value_paths(value, skip_prefixes=skip_prefixes):
-            if path in out:
-                continue
-            fp = value_fingerprint(path, content=content)
-            if fp is not None:
-                out[path] = fp
+    values = [v for v in values if type(v) not in _NOT_PATHS]  # the common case: numbers
+    if not values:
+        return out
+    for path in value_paths(values, skip_prefixes=skip_prefixes):
+        if path in out:
+            continue
+        fp = value_fingerprint(path, content=content)
+        if fp is not None:
+            out[path] = fp
     return out
 
 

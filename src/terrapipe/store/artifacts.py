@@ -61,6 +61,9 @@ class ArtifactStore:
         return removed
 
 
+_NOT_PATHS = frozenset({int, float, bool, type(None)})
+
+
 def _prefixes(root: Path) -> tuple[str, ...]:
     spelled = {str(root), os.path.abspath(root)}
     return tuple(sorted(p.rstrip(os.sep) + os.sep for p in spelled))
@@ -92,6 +95,8 @@ def paths_under(value: Any, prefixes: tuple[str, ...]) -> list[str]:
     """Every string or path in ``value`` (nested in lists and dicts) that starts with one of
     ``prefixes`` (see :attr:`ArtifactStore.staging_prefixes`)."""
     found: list[str] = []
+    if type(value) in _NOT_PATHS:
+        return found
     stack = [value]
     while stack:
         v = stack.pop()
