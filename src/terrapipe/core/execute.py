@@ -28,6 +28,7 @@ class CacheHit(Protocol):
     no longer be served (``output missing: x.tif``): the node reruns with that reason."""
 
     outputs: Any
+    components: dict[str, Any]
 
 
 class Runtime(Protocol):
