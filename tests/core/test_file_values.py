@@ -276,3 +276,7 @@ def test_an_unknown_fingerprint_mode_names_the_task() -> None:
 
     with pytest.raises(WorkflowDefinitionError, match="'bad'.*fingerprint='sha'"):
         task(name="bad", fingerprint="sha")(lambda: 1)
+    with pytest.raises(WorkflowDefinitionError, match="'hashed'.*fingerprint='md5'"):
+
+        class Hashed(Task):
+            fingerprint = "md5"

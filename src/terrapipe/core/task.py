@@ -98,6 +98,8 @@ class Task:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("name"):
             cls.name = _kebab(cls.__name__)
+        if "fingerprint" in cls.__dict__:
+            check_fingerprint(cls.fingerprint, cls.name)
 
     # -- hooks -------------------------------------------------------------------------
     def applicable(self, ctx: Context) -> bool:
