@@ -62,8 +62,11 @@ class StoreRuntime:
         # process stores meanwhile is at worst computed twice (results are keyed).
         task_names = sorted({n.task.name for n in plan.workflow.nodes.values()})
         self._known_keys = runstore.cache_keys(db, task_names, limit=self.key_snapshot_limit)
-        files = runstore.history_files(db, plan.workflow.name)
-        for row in runstore.history(db, plan.workflow.name):
+        rows = runstore.history(db, plan.workflow.name)
+        # the recorded files of those results, in one query, only if any result has files
+        has_files = any(row["artifact_dir"] for row in rows)
+        files = runstore.history_files(db, plan.workflow.name) if has_files else {}
+        for row in rows:
             key = row["cache_key"]
             self._hits[key] = Hit(
                 decode_outputs(row["outputs"]), row["artifact_dir"], files.get(key, [])
