@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from terrapipe.core.cache import cache_key as make_cache_key
-from terrapipe.core.cache import explain, fingerprints, key_components
+from terrapipe.core.cache import explain, fingerprints, key_components, value_fingerprints
 from terrapipe.core.context import Context
 from terrapipe.core.plan import Instance, RunPlan, utcnow
 from terrapipe.core.values import encode_outputs
 from terrapipe.errors import Cancelled, InvalidInput, TaskTimeout, UnstorableOutput
-from terrapipe.store.artifacts import ArtifactStore, list_files, rewrite_paths
+from terrapipe.store.artifacts import ArtifactStore, list_files, paths_under, rewrite_paths
 
 
 class CacheHit(Protocol):
+    """A stored result for a cache key. ``stale`` (when the runtime sets it) says why it can
+    no longer be served (``output missing: x.tif``): the node reruns with that reason."""
+
     outputs: Any
     components: dict[str, Any]
 
@@ -48,7 +51,7 @@ class Runtime(Protocol):
         components: dict[str, Any],
         encoded_outputs: Any,
         artifact_dir: Path | None,
-        files: list[tuple[Path, int]],
+        files: list[tuple[Path, int, str | None]],
     ) -> None: ...
 
     def record(self, inst: Instance) -> None: ...
@@ -123,15 +126,26 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
                 if spec.is_input_file and ctx.params.get(p) is not None
             ]
             input_paths += [Path(p) for p in task.inputs(ctx)]
+            content = getattr(task, "fingerprint", "stat") == "content"
+            input_fps = fingerprints(input_paths, content=content)
+            # every other value that reaches the task and names a file: str parameters,
+            # upstream outputs, the mapped item (inputs[map_over]); not upstream artifacts
+            value_fingerprints(
+                [
+                    *(v for p, v in ctx.params.items() if node.params[p].fingerprints_values),
+                    *ctx.inputs.values(),
+                ],
+                content=content,
+                skip_prefixes=runtime.artifacts.prefixes,
+                into=input_fps,
+            )
             components = key_components(
                 task_name=task.name,
                 task_version=task.version,
                 params=ctx.params,
                 upstream=upstream_keys,
                 item=inst.item_key,
-                inputs=fingerprints(
-                    input_paths, content=getattr(task, "fingerprint", "stat") == "content"
-                ),
+                inputs=input_fps,
             )
         except Exception as exc:  # noqa: BLE001 - a hook failed: the node fails
             inst.attempts = 1
@@ -140,6 +154,9 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
         inst.cache_key = key
         ctx.cache_key = key
         hit = runtime.lookup_cache(key)
+        stale = getattr(hit, "stale", None) if hit is not None else None
+        if stale:
+            hit = None  # its files were deleted or changed: not a result any more
         ctx.cache_hit = hit is not None
         ctx.cached_outputs = hit.outputs if hit is not None else None
 
@@ -158,6 +175,8 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
                 return _finish(runtime, inst, "skipped", "not needed")
             if hit is not None:
                 reason = "needed() asked to rerun"
+            elif stale:
+                reason = stale
             else:
                 reason = explain(runtime.previous_components(inst.name, inst.item_id), components)
         inst.reason = reason
@@ -184,12 +203,16 @@ def _run_with_retries(
                 raise Cancelled(f"node {inst.key} was cancelled")
             staging = ctx.staging_dir
             final_dir = None
-            files: list[tuple[Path, int]] = []
+            files: list[tuple[Path, int, str | None]] = []
             if staging is not None:
                 encode_outputs(outputs)  # fail before moving anything if unstorable
-                final_dir = runtime.artifacts.commit(staging, inst.cache_key or "")
+                final_dir = runtime.artifacts.path_for(inst.cache_key or "")
                 outputs = rewrite_paths(outputs, staging, final_dir)
-                files = list_files(final_dir)
+            _refuse_staging_paths(inst, outputs, runtime.artifacts)
+            if staging is not None:
+                final_dir = runtime.artifacts.commit(staging, inst.cache_key or "")
+                content = getattr(node.task, "fingerprint", "stat") == "content"
+                files = list_files(final_dir, digest=content)
             encoded = encode_outputs(outputs)
             inst.outputs = outputs
             try:
@@ -216,6 +239,17 @@ def _run_with_retries(
         task.rollback(ctx)
     assert last_exc is not None
     return _fail(runtime, inst, last_exc)
+
+
+def _refuse_staging_paths(inst: Instance, outputs: Any, artifacts: ArtifactStore) -> None:
+    """Outputs must not name the staging area: it is gone after the run (a path from another
+    node's staging folder, or one built by hand, is not moved with this node's artifacts)."""
+    dead = paths_under(outputs, artifacts.staging_prefixes)
+    if dead:
+        raise UnstorableOutput(
+            f"node {inst.key} returned {dead[0]!r}, a path in the staging area that is removed "
+            "after the run; return paths from this node's ctx.artifact_path()"
+        )
 
 
 def _fail(runtime: Runtime, inst: Instance, exc: BaseException) -> Instance:

@@ -12,14 +12,20 @@ from typing import Any
 from terrapipe.core.plan import Instance, RunPlan, utcnow
 from terrapipe.core.values import decode_outputs
 from terrapipe.store import runstore
-from terrapipe.store.artifacts import ArtifactStore
+from terrapipe.store.artifacts import ArtifactStore, check_files
 from terrapipe.store.db import Database
+from terrapipe.store.runstore import ArtifactFile
 
 
 @dataclass
 class Hit:
+    """A stored result: outputs, artifact folder and the files recorded in it (path, size,
+    digest); ``stale`` says why the files no longer match (see :func:`check_files`)."""
+
     outputs: Any
     artifact_dir: str | None
+    files: list[ArtifactFile] | None = None
+    stale: str | None = None
 
 
 class StoreRuntime:
@@ -56,9 +62,16 @@ class StoreRuntime:
         # process stores meanwhile is at worst computed twice (results are keyed).
         task_names = sorted({n.task.name for n in plan.workflow.nodes.values()})
         self._known_keys = runstore.cache_keys(db, task_names, limit=self.key_snapshot_limit)
-        for row in runstore.history(db, plan.workflow.name):
-            self._hits[row["cache_key"]] = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
-            self._previous[(row["name"], row["item_id"])] = row["cache_key"]
+        rows = runstore.history(db, plan.workflow.name)
+        # the recorded files of those results, in one query, only if any result has files
+        has_files = any(row["artifact_dir"] for row in rows)
+        files = runstore.history_files(db, plan.workflow.name) if has_files else {}
+        for row in rows:
+            key = row["cache_key"]
+            self._hits[key] = Hit(
+                decode_outputs(row["outputs"]), row["artifact_dir"], files.get(key, [])
+            )
+            self._previous[(row["name"], row["item_id"])] = key
 
     # -- Runtime protocol ------------------------------------------------------------------
     def lookup_cache(self, key: str) -> Hit | None:
@@ -69,9 +82,13 @@ class StoreRuntime:
             row = runstore.cache_row(self.db, key)
             if row is None:
                 return None
-            hit = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
-        if hit.artifact_dir and not Path(hit.artifact_dir).is_dir():
-            return None  # files were removed: the result is gone, run again
+            hit = Hit(decode_outputs(row["outputs"]), row["artifact_dir"], row["files"])
+        if hit.artifact_dir:
+            # one stat per recorded file (a hash too for content tasks): a deleted, truncated
+            # or rewritten artifact is not served; the node reruns naming the file
+            stale = check_files(hit.artifact_dir, hit.files)
+            if stale:
+                return Hit(hit.outputs, hit.artifact_dir, hit.files, stale=stale)
         return hit
 
     def previous_components(self, name: str, item_id: str | None) -> dict[str, Any] | None:
@@ -84,7 +101,7 @@ class StoreRuntime:
         components: dict[str, Any],
         encoded_outputs: Any,
         artifact_dir: Path | None,
-        files: list[tuple[Path, int]],
+        files: list[tuple[Path, int, str | None]],
     ) -> None:
         now = utcnow()
         key = inst.cache_key or ""
@@ -100,11 +117,15 @@ class StoreRuntime:
                 "created_at": now,
             },
             [
-                {"cache_key": key, "path": str(p), "size": size, "created_at": now}
-                for p, size in files
+                {"cache_key": key, "path": str(p), "size": size, "digest": d, "created_at": now}
+                for p, size, d in files
             ],
         )
-        self._hits[key] = Hit(inst.outputs, str(artifact_dir) if artifact_dir else None)
+        self._hits[key] = Hit(
+            inst.outputs,
+            str(artifact_dir) if artifact_dir else None,
+            [(str(p), size, d) for p, size, d in files],
+        )
 
     def record(self, inst: Instance) -> None:
         node = self.plan.workflow.nodes[inst.name]

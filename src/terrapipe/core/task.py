@@ -30,12 +30,18 @@ REQUIRED: Any = _Required()
 class Param:
     """A run parameter a task reads: its type (for coercion), default and help text.
 
-    A ``Path`` parameter names an input file or folder: its fingerprint enters the cache key.
+    A ``Path`` parameter names an input file or folder: its fingerprint (a folder: every
+    file below it) enters the cache key. Any other value that names an existing file (a
+    ``str`` parameter like ``"data/a.tif"``) enters it by the file's own fingerprint (a
+    folder named in a value does not). ``fingerprint=False`` leaves the parameter's files
+    out of the key: for a destination file the task writes itself, which would otherwise
+    look changed on every run.
     """
 
     type: Any = str
     default: Any = REQUIRED
     help: str = ""
+    fingerprint: bool = True
 
     @property
     def required(self) -> bool:
@@ -43,12 +49,32 @@ class Param:
 
     @property
     def is_input_file(self) -> bool:
-        return self.type is Path
+        return self.type is Path and self.fingerprint
+
+    @property
+    def fingerprints_values(self) -> bool:
+        """Whether files named inside this parameter's value enter the cache key (by the
+        value's fingerprint; a ``Path`` parameter is fingerprinted whole instead)."""
+        return self.fingerprint and self.type is not Path
 
 
 def as_param(spec: Param | type | Any) -> Param:
     """Normalise a parameter declaration (a type, or a Param) to a Param."""
     return spec if isinstance(spec, Param) else Param(type=spec)
+
+
+FINGERPRINT_MODES = ("stat", "content")
+
+
+def check_fingerprint(mode: str, task_name: str) -> str:
+    """The task's fingerprint mode, or a WorkflowDefinitionError naming the task."""
+    if mode not in FINGERPRINT_MODES:
+        from terrapipe.errors import WorkflowDefinitionError
+
+        raise WorkflowDefinitionError(
+            f"task {task_name!r}: fingerprint={mode!r}; use one of {', '.join(FINGERPRINT_MODES)}"
+        )
+    return mode
 
 
 def _kebab(name: str) -> str:
@@ -65,12 +91,15 @@ class Task:
     retry_delay: ClassVar[float] = 1.0
     timeout: ClassVar[float | None] = None
     queue: ClassVar[str | None] = None
+    fingerprint: ClassVar[str] = "stat"  # or "content": input files (and artifacts) by hash
     params: ClassVar[Mapping[str, Param | type]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("name"):
             cls.name = _kebab(cls.__name__)
+        if "fingerprint" in cls.__dict__:
+            check_fingerprint(cls.fingerprint, cls.name)
 
     # -- hooks -------------------------------------------------------------------------
     def applicable(self, ctx: Context) -> bool:
@@ -126,8 +155,10 @@ class FunctionTask(Task):
         timeout: float | None = None,
         queue: str | None = None,
         applicable: Callable[..., bool] | None = None,
+        fingerprint: str = "stat",
     ) -> None:
         self.func = func
+        self.fingerprint = check_fingerprint(fingerprint, name or func.__name__)
         self.name = name or func.__name__
         self.version = version
         self.retries = retries
@@ -189,8 +220,10 @@ def task(
     timeout: float | None = None,
     queue: str | None = None,
     applicable: Callable[..., bool] | None = None,
+    fingerprint: str = "stat",
 ) -> Any:
-    """Make a plain function a task: ``@task`` or ``@task(version=2, retries=3)``."""
+    """Make a plain function a task: ``@task`` or ``@task(version=2, retries=3)``;
+    ``fingerprint="content"`` fingerprints its input files (and artifacts) by content."""
 
     def wrap(f: Callable[..., Any]) -> FunctionTask:
         return FunctionTask(
@@ -202,6 +235,7 @@ def task(
             timeout=timeout,
             queue=queue,
             applicable=applicable,
+            fingerprint=fingerprint,
         )
 
     return wrap(func) if func is not None else wrap

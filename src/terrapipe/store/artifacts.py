@@ -7,10 +7,12 @@ crashed or cancelled node leaves nothing behind but staging debris that ``sweep`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,10 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.staging_root = self.root / ".staging"
+        # How paths under the root may be spelled in values (as given, and absolute): string
+        # prefixes, so checking a value costs a ``startswith``, not a syscall.
+        self.prefixes = _prefixes(self.root)
+        self.staging_prefixes = _prefixes(self.staging_root)
 
     def path_for(self, key: str) -> Path:
         return self.root / key
@@ -55,8 +61,24 @@ class ArtifactStore:
         return removed
 
 
+_NOT_PATHS = frozenset({int, float, bool, type(None)})
+
+
+def _prefixes(root: Path) -> tuple[str, ...]:
+    spelled = {str(root), os.path.abspath(root)}
+    return tuple(sorted(p.rstrip(os.sep) + os.sep for p in spelled))
+
+
 def rewrite_paths(value: Any, old_root: Path, new_root: Path) -> Any:
-    """Replace paths under ``old_root`` in task outputs with the same path under ``new_root``."""
+    """Replace paths under ``old_root`` in task outputs with the same path under ``new_root``.
+
+    A :class:`Path` stays a Path and a string stays a string (``str(ctx.artifact_path(..))``
+    is as common as the Path itself)."""
+    if isinstance(value, str):
+        old = str(old_root)
+        if value == old or value.startswith(old.rstrip(os.sep) + os.sep):
+            return str(new_root) + value[len(old) :]
+        return value
     if isinstance(value, Path):
         try:
             return new_root / value.relative_to(old_root)
@@ -69,11 +91,75 @@ def rewrite_paths(value: Any, old_root: Path, new_root: Path) -> Any:
     return value
 
 
-def list_files(folder: Path) -> list[tuple[Path, int]]:
-    """Every file under ``folder`` with its size."""
+def paths_under(value: Any, prefixes: tuple[str, ...]) -> list[str]:
+    """Every string or path in ``value`` (nested in lists and dicts) that starts with one of
+    ``prefixes`` (see :attr:`ArtifactStore.staging_prefixes`)."""
+    found: list[str] = []
+    if type(value) in _NOT_PATHS:
+        return found
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str | os.PathLike):
+            text = os.fspath(v)
+            if isinstance(text, str) and (text + os.sep).startswith(prefixes):
+                found.append(text)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return found
+
+
+def list_files(folder: Path, *, digest: bool = False) -> list[tuple[Path, int, str | None]]:
+    """Every file under ``folder`` with its size, and its content digest (``sha256:HEX``)
+    when ``digest`` (for tasks that fingerprint by content), else None."""
     out = []
     for root, _dirs, files in os.walk(folder):
         for name in files:
             p = Path(root) / name
-            out.append((p, p.stat().st_size))
+            out.append((p, p.stat().st_size, file_digest(p) if digest else None))
     return sorted(out)
+
+
+def file_digest(path: Path | str) -> str:
+    """``sha256:HEX`` of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def check_files(
+    artifact_dir: str, files: Iterable[tuple[str, int, str | None]] | None
+) -> str | None:
+    """Why a stored result's files can no longer be served, or None when they are intact.
+
+    One ``stat`` per recorded file: a missing file gives ``output missing: NAME``, another
+    size (or, where a digest was recorded, other bytes) gives ``output changed: NAME``, NAME
+    relative to the artifact folder. Without a record (``None``), only the folder is checked.
+    """
+    files = list(files) if files is not None else []
+    for path, size, digest in files:
+        name = _relative_name(path, artifact_dir)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return f"output missing: {name}"
+        if st.st_size != size:
+            return f"output changed: {name}"
+        if digest:
+            try:
+                if file_digest(path) != digest:
+                    return f"output changed: {name}"
+            except OSError:
+                return f"output missing: {name}"
+    if not files and not os.path.isdir(artifact_dir):
+        return f"output missing: {Path(artifact_dir).name}"
+    return None
+
+
+def _relative_name(path: str, folder: str) -> str:
+    prefix = folder.rstrip(os.sep) + os.sep
+    return path[len(prefix) :] if path.startswith(prefix) else Path(path).name

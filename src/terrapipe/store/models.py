@@ -96,6 +96,7 @@ class ArtifactRecord(Base):
     )
     path: Mapped[str] = mapped_column(sa.Text)
     size: Mapped[int] = mapped_column(sa.BigInteger)
+    digest: Mapped[str | None] = mapped_column(sa.String(80))  # sha256:HEX, content tasks
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 

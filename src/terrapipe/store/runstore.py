@@ -94,7 +94,12 @@ def cancel_requested(db: Database, run_id: str) -> bool:
 
 
 # -- cache -----------------------------------------------------------------------------
+ArtifactFile = tuple[str, int, str | None]  # path, size, digest (content tasks only)
+
+
 def cache_row(db: Database, key: str) -> dict[str, Any] | None:
+    """A cache entry's outputs, artifact folder, components and (under ``files``) the files
+    recorded in its artifact folder."""
     with db.begin() as conn:
         row = (
             conn.execute(
@@ -105,18 +110,60 @@ def cache_row(db: Database, key: str) -> dict[str, Any] | None:
             .mappings()
             .first()
         )
-    return dict(row) if row else None
+        if row is None:
+            return None
+        out = dict(row)
+        out["files"] = []
+        if out["artifact_dir"] is not None:
+            out["files"] = [
+                (r[0], r[1], r[2])
+                for r in conn.execute(
+                    sa.select(artifacts_t.c.path, artifacts_t.c.size, artifacts_t.c.digest)
+                    .where(artifacts_t.c.cache_key == key)
+                    .order_by(artifacts_t.c.id)
+                )
+            ]
+    return out
 
 
-def history(db: Database, workflow: str) -> list[dict[str, Any]]:
-    """Successful node results of the last few runs of a workflow, oldest first."""
-    recent = (
+def _recent_runs(workflow: str) -> sa.ScalarSelect[Any]:
+    return (
         sa.select(runs_t.c.id)
         .where(runs_t.c.workflow == workflow)
         .order_by(runs_t.c.created_at.desc())
         .limit(HISTORY_RUNS)
         .scalar_subquery()
     )
+
+
+def history_files(db: Database, workflow: str) -> dict[str, list[ArtifactFile]]:
+    """Recorded artifact files of the results :func:`history` returns, by cache key: one
+    query per run, so checking a cached result's files costs no database round trip."""
+    keys = (
+        sa.select(nodes_t.c.cache_key)
+        .where(
+            nodes_t.c.run_id.in_(_recent_runs(workflow)),
+            nodes_t.c.state.in_(("succeeded", "cached")),
+            nodes_t.c.cache_key.is_not(None),
+        )
+        .distinct()
+    )
+    query = (
+        sa.select(artifacts_t.c.cache_key, artifacts_t.c.path, artifacts_t.c.size)
+        .add_columns(artifacts_t.c.digest)
+        .where(artifacts_t.c.cache_key.in_(keys))
+        .order_by(artifacts_t.c.id)
+    )
+    out: dict[str, list[ArtifactFile]] = {}
+    with db.begin() as conn:
+        for key, path, size, digest in conn.execute(query):
+            out.setdefault(key, []).append((path, size, digest))
+    return out
+
+
+def history(db: Database, workflow: str) -> list[dict[str, Any]]:
+    """Successful node results of the last few runs of a workflow, oldest first."""
+    recent = _recent_runs(workflow)
     query = (
         sa.select(
             nodes_t.c.name,
