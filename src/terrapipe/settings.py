@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import ByteSize, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
+    raster_memory_budget: ByteSize = Field(
+        default=ByteSize(2 * 1024**3),
+        description="Largest raster window a workflow reads at once (bytes or '4GiB'); a "
+        "bigger window (or zone) is refused. Same default as terrapipe.geo's.",
+    )
 
     @classmethod
     def settings_customise_sources(
