@@ -179,13 +179,14 @@ def wrap_longitudes(geom: BaseGeometry) -> BaseGeometry:
 
 
 def footprint(
-    bounds: Sequence[float], crs: Any, target: Any, *, pad: float = 0.05
+    bounds: Sequence[float], crs: Any, target: Any, *, pad: float = 0.05, margin: float = 0.0
 ) -> BaseGeometry | None:
     """The area of data with ``bounds`` in ``crs``, as polygon(s) in ``target``.
 
     The bbox of the data's densified edges in ``target`` (poles and the antimeridian handled
-    by PROJ), padded by ``pad`` of its span so the curved edges stay inside; split into two
-    boxes when it crosses the antimeridian. ``None`` when PROJ cannot transform it.
+    by PROJ), padded by ``pad`` of its span so the curved edges stay inside, plus ``margin``
+    (``target`` units) on each side; split into two boxes when it crosses the antimeridian.
+    ``None`` when PROJ cannot transform it.
     """
     src, dst = parse_crs(crs), parse_crs(target)
     if src == dst:
@@ -198,11 +199,11 @@ def footprint(
     if not np.all(np.isfinite([west, south, east, north])):
         return None
     if not dst.is_geographic:
-        dx, dy = (east - west) * pad, (north - south) * pad
+        dx, dy = (east - west) * pad + margin, (north - south) * pad + margin
         return box(west - dx, south - dy, east + dx, north + dy)
     if east < west:  # crosses the antimeridian
         east += 360.0
-    dx, dy = (east - west) * pad + 1e-9, (north - south) * pad + 1e-9
+    dx, dy = (east - west) * pad + margin + 1e-9, (north - south) * pad + margin + 1e-9
     south, north = max(-90.0, south - dy), min(90.0, north + dy)
     west, east = west - dx, east + dx
     if east - west >= 360.0 or (south <= -90.0 or north >= 90.0) and east - west > 300.0:

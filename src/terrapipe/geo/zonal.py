@@ -67,6 +67,7 @@ STATS: dict[str, str] = {
 }
 _COVERAGE_STATS = ("mean", "min", "max", "sum", "count")
 log = logging.getLogger(__name__)
+_ZONE_MARGIN_DEG = 5.0  # zones are cut this far around the raster footprint (degrees)
 
 
 def _parse_stats(stats: str | Sequence[str]) -> list[str]:
@@ -210,6 +211,9 @@ def _local_zones(zones: gpd.GeoDataFrame, grid: _Grid) -> _LocalZones:
 
     Zones that miss the footprint are left out (their statistics are null), so one zone on
     the other side of the globe (Antarctica, Fiji across 180) cannot break the whole run.
+    The footprint is widened by :data:`_ZONE_MARGIN_DEG` degrees (or its own size in a
+    projected CRS): the cut then only adds vertices far from the raster, so every edge over
+    the raster is reprojected from the zone's own vertices, as with the whole zone.
     """
     if not isinstance(zones, gpd.GeoDataFrame):
         raise VectorError(f"zones must be a GeoDataFrame, got {type(zones).__name__}")
@@ -227,7 +231,12 @@ def _local_zones(zones: gpd.GeoDataFrame, grid: _Grid) -> _LocalZones:
     if zones.crs.equals(crs):
         area, same = shapely.box(*grid.bounds), True
     else:
-        area, same = footprint(grid.bounds, crs, zones.crs), False
+        zcrs = zones.crs
+        if zcrs.is_geographic:
+            area = footprint(grid.bounds, crs, zcrs, margin=_ZONE_MARGIN_DEG)
+        else:
+            area = footprint(grid.bounds, crs, zcrs, pad=1.0)
+        same = False
     if area is not None:
         present &= shapely.intersects(geoms, area)
     positions = np.flatnonzero(present)

@@ -155,8 +155,11 @@ class ZonalStatsTask(Task):
             nodata=ctx.params["nodata"],
             memory_budget=_budget(),
         )
-        stat_columns = [c for c in table.columns if c not in zones.columns]
-        no_data = int(table[stat_columns].isna().all(axis=1).sum())
+        stat_columns = [c for c in table.columns if c not in zones.columns and c != "count"]
+        if stat_columns:
+            no_data = int(table[stat_columns].isna().all(axis=1).sum())
+        else:
+            no_data = int((table["count"].fillna(0) == 0).sum())
         if no_data:
             ctx.log.warning("%d of %d zone(s) have no data in %s", no_data, len(table), raster)
         roi_out = _zones_roi(zones_path, zones)
