@@ -255,3 +255,65 @@ def test_ndvi_nodata_override_masks_the_fill(make_tif):
     expected = np.where((red == 0) | (nir == 0), np.nan, (3000 - 1000) / (3000 + 1000))
     np.testing.assert_allclose(out, expected, equal_nan=True, rtol=1e-6)
     assert np.isfinite(ndvi_from_files(r, n).array[0, 5])  # without it, 0 is a reflectance
+
+
+# -- the whole Natural Earth countries layer as zones (issue 9.6) ---------------------------
+
+
+def _naturalearth() -> gpd.GeoDataFrame:
+    import pyogrio
+
+    shp = (
+        Path(pyogrio.__file__).parent / "tests/fixtures/naturalearth_lowres/naturalearth_lowres.shp"
+    )
+    if not shp.exists():
+        pytest.skip(f"the installed pyogrio ships no Natural Earth fixture ({shp})")
+    return gpd.read_file(shp)
+
+
+def test_zone_coverage_over_all_countries_equals_exactextract(make_tif):
+    """The NDVI series path (coverage reused per date) with world zones over a UTM scene."""
+    import exactextract
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping, shape
+
+    countries = _naturalearth()
+    values = np.random.default_rng(2).uniform(-1, 1, (120, 150)).astype("float32")
+    path = make_tif(
+        "ndvi.tif",
+        values,
+        transform=Affine(2000, 0, 350000, 0, -2000, 8900000),
+        crs="EPSG:32719",
+        nodata=-9999.0,
+    )
+    cov = zone_coverage(path, countries)
+    got = cov.apply(values, stats=("mean", "count"))
+    with rasterio.open(path) as src:
+        outline = shape(
+            transform_geom(src.crs, "EPSG:4326", mapping(shapely.box(*src.bounds)), precision=-1)
+        )
+    touching = countries[countries.intersects(outline)]
+    assert len(touching) >= 2
+    ref = exactextract.exact_extract(
+        str(path), touching.to_crs("EPSG:32719"), ["mean", "count"], output="pandas"
+    )
+    assert got.loc[touching.index, "mean"].tolist() == pytest.approx(ref["mean"].tolist())
+    assert got.loc[touching.index, "count"].tolist() == pytest.approx(ref["count"].tolist())
+    rest = got.drop(index=touching.index)
+    assert rest["mean"].isna().all() and (rest["count"] == 0).all()
+    assert "Antarctica" in set(countries.loc[rest.index, "name"])
+
+
+def test_zonal_stats_outside_zone_warning_names_it(make_tif, caplog):
+    countries = _naturalearth()
+    path = make_tif(
+        "v.tif",
+        _grid_values(),
+        transform=Affine(1000, 0, 350000, 0, -1000, 8900000),
+        crs="EPSG:32719",
+    )
+    with caplog.at_level("WARNING", logger="terrapipe"):
+        out = zonal_stats(path, countries, stats="mean")
+    assert out["mean"].notna().sum() == 1
+    assert f"{len(countries) - 1} of {len(countries)} zone(s) are outside" in caplog.text
+    assert "('Fiji')" in caplog.text  # the first zone (index 0) is named by its name column

@@ -187,14 +187,17 @@ def _open_grid(raster: str | Path | RasterArray, band: int, nodata: Any = None) 
 
 
 def _zone_label(zones: gpd.GeoDataFrame, pos: int) -> str:
-    """``zone 3 ('Fiji')``: the zone's index and its first text attribute, for messages."""
+    """``zone 3 ('Fiji')``: the zone's index and its name (a ``name`` column, else the first
+    text column), for messages."""
     key = zones.index[pos]
     text = [
         c
         for c in zones.columns
         if c != zones.geometry.name and pd.api.types.is_string_dtype(zones[c])
     ]
-    return f"zone {key!r} ({zones[text[0]].iloc[pos]!r})" if text else f"zone {key!r}"
+    named = [c for c in text if str(c).lower() in ("name", "name_en", "label", "id")]
+    column = (named or text or [None])[0]
+    return f"zone {key!r} ({zones[column].iloc[pos]!r})" if column else f"zone {key!r}"
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,6 @@ class _LocalZones:
 
     positions: np.ndarray  # positions (0..n-1) in the caller's zones
     geometry: gpd.GeoSeries  # in the raster CRS, same order as ``positions``
-    n_outside: int
 
 
 def _local_zones(zones: gpd.GeoDataFrame, grid: _Grid) -> _LocalZones:
@@ -259,7 +261,7 @@ def _local_zones(zones: gpd.GeoDataFrame, grid: _Grid) -> _LocalZones:
             f"{_zone_label(zones, int(positions[bad[0]]))} cannot be reprojected onto "
             f"{grid.label} ({crs.to_string()}); fix or drop that zone"
         )
-    return _LocalZones(positions, local.reset_index(drop=True), len(zones) - len(positions))
+    return _LocalZones(positions, local.reset_index(drop=True))
 
 
 def _col_row(transform: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -465,21 +467,16 @@ def zonal_stats(
                 continue
             for op, value in _cell_stats(values, ops).items():
                 table[op][local.positions[i]] = value
-    n_missed = local.n_outside + int(missed.sum())
-    if n_missed:
-        first = (
-            local.positions[missed][:1].tolist()
-            or sorted(set(range(n)) - set(local.positions.tolist()))[:1]
-        )
-        log.warning(
-            "zonal statistics: %d of %d zone(s) are outside %s and get null statistics (first: %s)",
-            n_missed,
-            n,
-            grid.label,
-            _zone_label(zones, first[0]),
-        )
     has = np.zeros(n, bool)
     has[local.positions[~missed]] = True
+    if not has.all():
+        log.warning(
+            "zonal statistics: %d of %d zone(s) are outside %s and get null statistics (first: %s)",
+            int((~has).sum()),
+            n,
+            grid.label,
+            _zone_label(zones, int(np.argmin(has))),
+        )
     columns: dict[str, Any] = {}
     for name in names:
         op = STATS[name]
