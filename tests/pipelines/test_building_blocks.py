@@ -470,3 +470,20 @@ def test_raster_memory_budget_setting_applies(cli, tmp_path, raster, monkeypatch
         cli, "run", "clip-raster", "-p", f"raster={path}", "-p", "roi=-180,-90,180,90"
     )
     assert code == 2 and "values.tif" in doc["stderr"] and "budget" in doc["stderr"]
+
+
+@pytest.mark.parametrize("roi", ["-180,-90,180,90", "-180,-85,180,85"])
+def test_clip_vector_world_bbox_keeps_every_feature(cli, tmp_path, roi) -> None:
+    x0, y0 = ORIGIN
+    feats = gpd.GeoDataFrame(
+        {"key": [1, 2, 3]},
+        geometry=[Point(x0, y0), box(x0 + 10, y0 - 50, x0 + 90, y0 - 10), Point(x0 + 3e4, y0)],
+        crs=CRS,
+    )
+    path = tmp_path / "feats.gpkg"
+    feats.to_file(path)
+    code, doc = cli_json(cli, "run", "clip-vector", "-p", f"vector={path}", "-p", f"roi={roi}")
+    assert code == 0, doc
+    out = gpd.read_parquet(doc["nodes"]["clip-vector"]["outputs"]["layer"]["files"][0])
+    assert out["key"].tolist() == [1, 2, 3]
+    assert out.geometry.geom_equals(feats.geometry).all()

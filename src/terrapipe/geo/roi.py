@@ -199,7 +199,8 @@ def footprint(
     if not np.all(np.isfinite([west, south, east, north])):
         return None
     if not dst.is_geographic:
-        dx, dy = (east - west) * pad + margin, (north - south) * pad + margin
+        eps = 1e-6 * max(1.0, abs(west), abs(east), abs(south), abs(north))
+        dx, dy = (east - west) * pad + margin + eps, (north - south) * pad + margin + eps
         return box(west - dx, south - dy, east + dx, north + dy)
     if east < west:  # crosses the antimeridian
         east += 360.0
