@@ -1,9 +1,9 @@
 """Generic building blocks on the user's own files, each published as a layer.
 
-    clip-raster   (raster, roi)                        -> COG
+    clip-raster   (raster, roi, nodata)                -> COG
     clip-vector   (vector, roi)                        -> GeoParquet
-    zonal-stats   (raster, zones, stats, band, csv)    -> table: zone attributes + one
-                                                          column per statistic
+    zonal-stats   (raster, zones, stats, band, csv,    -> table: zone attributes + one
+                   nodata)                                column per statistic
     proximity     (features, targets, target_class)    -> features + dist_<class>_m columns
 
 ``roi`` is a bbox, WKT, GeoJSON or a vector file (``path#attribute=value`` picks one
