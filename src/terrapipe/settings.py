@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import ByteSize, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default=None, description="Seconds a file may take in all (None: no deadline)."
     )
     download_read_timeout_s: float = 60.0
+
+    raster_memory_budget: ByteSize = Field(
+        default=ByteSize(2 * 1024**3),
+        description="Largest raster window a workflow reads at once (bytes or '4GiB'); a "
+        "bigger window (or zone) is refused. Same default as terrapipe.geo's.",
+    )
 
     @classmethod
     def settings_customise_sources(

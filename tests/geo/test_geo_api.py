@@ -15,11 +15,12 @@ PUBLIC = {
     "roi": [
         "ADMIN_LEVELS", "ROI", "check_overlap", "make_roi", "parse_crs", "parse_levels",
         "parse_roi", "roi_from_admin", "roi_from_bbox", "roi_from_file", "roi_from_geojson",
-        "roi_from_wkt", "roi_kind",
+        "roi_from_wkt", "roi_kind", "clip_to_footprint", "footprint", "wrap_longitudes",
     ],
     "raster": [
         "RasterArray", "clip_dataset", "clip_raster", "default_nodata", "describe_raster",
         "open_raster", "read_raster", "rio_crs", "roi_window", "write_cog",
+        "DEFAULT_MEMORY_BUDGET", "check_budget", "nodata_mask",
     ],
     "vector": [
         "clip_vector", "dissolve", "metric_crs", "nearest_distance", "read_vector",

@@ -5,6 +5,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 import shapely
 from affine import Affine
 
@@ -150,3 +151,169 @@ def test_zones_outside_the_raster_name_it(make_tif):
     zones = gpd.GeoDataFrame(geometry=[shapely.box(100, 100, 110, 110)], crs=UTM)
     with pytest.raises(RoiOutsideData, match="far.tif"):
         zonal_stats(path, zones)
+
+
+# -- point and line zones (issue 9.3), checked against rasterio and rasterstats --------------
+
+
+def test_point_and_line_zones_match_rasterstats(make_tif):
+    import rasterstats
+
+    values = _grid_values()
+    values[6, 6] = -9
+    path = make_tif("v.tif", values, transform=T, crs=UTM, nodata=-9.0)
+    zones = gpd.GeoDataFrame(
+        {"name": ["pt", "pt_nodata", "line", "diag", "multi"]},
+        geometry=[
+            shapely.Point(2.3, 5.7),
+            shapely.Point(6.5, 1.5),  # row 6, col 6
+            shapely.LineString([(0.5, 0.5), (0.5, 7.5)]),  # column 0
+            shapely.LineString([(0.2, 0.3), (7.7, 6.9)]),
+            shapely.MultiPoint([(1.5, 1.5), (4.5, 4.5), (7.5, 7.5)]),
+        ],
+        crs=UTM,
+    )
+    stats = ["mean", "min", "max", "count", "sum", "median", "majority"]
+    out = zonal_stats(path, zones, stats=stats)
+    # lines take every cell they touch: rasterstats with all_touched=True
+    ref = rasterstats.zonal_stats(zones, str(path), stats=stats, nodata=-9, all_touched=True)
+    for i, expected in enumerate(ref):
+        for s in stats:
+            want = expected[s]
+            got = out[s].iloc[i]
+            if want is None and s == "sum":  # no valid cell: 0, as exactextract sums
+                assert got == 0
+            elif want is None:
+                assert np.isnan(got), (zones.name[i], s)
+            else:
+                assert got == pytest.approx(want), (zones.name[i], s)
+    with rasterio.open(path) as src:
+        (value,) = next(src.sample([(2.3, 5.7)]))
+    assert out["mean"].iloc[0] == value and out["count"].iloc[0] == 1
+
+
+def test_points_outside_the_raster_are_null_with_a_warning(make_tif, caplog):
+    values = _grid_values()
+    path = make_tif("v.tif", values, transform=T, crs=UTM)
+    zones = gpd.GeoDataFrame(
+        {"name": ["in", "out"]}, geometry=[shapely.Point(0.5, 7.5), shapely.Point(50, 50)], crs=UTM
+    )
+    with caplog.at_level("WARNING", logger="terrapipe"):
+        out = zonal_stats(path, zones, stats="mean,count,frac")
+    assert out["mean"].iloc[0] == values[0, 0] and out["count"].iloc[0] == 1
+    assert out[f"frac_{int(values[0, 0])}"].iloc[0] == 1.0
+    assert out[["mean", "count"]].iloc[1].isna().all()
+    assert "1 of 2 zone(s) are outside" in caplog.text and "'out'" in caplog.text
+
+
+def test_zone_coverage_of_points_equals_the_sampled_cells(make_tif):
+    values = _grid_values()
+    path = make_tif("v.tif", values, transform=T, crs=UTM)
+    xy = [(0.5, 7.5), (3.2, 2.9), (7.9, 0.1)]
+    zones = gpd.GeoDataFrame(geometry=[shapely.Point(p) for p in xy], crs=UTM)
+    cov = zone_coverage(path, zones)
+    with rasterio.open(path) as src:
+        sampled = [float(v[0]) for v in src.sample(xy)]
+    got = cov.apply(values, stats=("mean", "count"))
+    assert got["mean"].tolist() == pytest.approx(sampled)
+    assert got["count"].tolist() == [1, 1, 1]
+
+
+# -- nodata override (issue 9.4) ------------------------------------------------------------
+
+
+def test_nodata_override_equals_exactextract_on_a_tagged_copy(make_tif, tmp_path):
+    import exactextract
+
+    values = _grid_values()
+    values[:, :2] = 0  # fill, no tag
+    path = make_tif("v.tif", values, transform=T, crs=UTM)
+    tagged = make_tif("tagged.tif", values, transform=T, crs=UTM, nodata=0.0)
+    zones = ZONES.copy()
+    zones.loc[3, ["name", "geometry"]] = ["skew", shapely.box(0.3, 0.6, 5.4, 7.2)]
+    zones = zones.set_geometry("geometry", crs=UTM)
+    ref = exactextract.exact_extract(str(tagged), zones, ["mean", "count"], output="pandas")
+    for raster in (path, RasterArray(values, T, UTM, None)):
+        out = zonal_stats(raster, zones, stats="mean,count", nodata=0)
+        assert out["mean"].tolist() == pytest.approx(ref["mean"].tolist())
+        assert out["count"].tolist() == pytest.approx(ref["count"].tolist())
+    plain = zonal_stats(path, zones, stats="count")
+    assert plain["count"].iloc[0] > ref["count"].iloc[0]  # the zeros were counted
+
+
+def test_ndvi_nodata_override_masks_the_fill(make_tif):
+    from terrapipe.geo.timeseries import ndvi_from_files
+
+    red = np.full((8, 8), 1000, "uint16")
+    nir = np.full((8, 8), 3000, "uint16")
+    red[:, :3] = 0
+    nir[:, :3] = 0
+    nir[0, 5] = 0  # NIR fill only
+    r = make_tif("red.tif", red, transform=T, crs=UTM)
+    n = make_tif("nir.tif", nir, transform=T, crs=UTM)
+    out = ndvi_from_files(r, n, nodata=0).array
+    expected = np.where((red == 0) | (nir == 0), np.nan, (3000 - 1000) / (3000 + 1000))
+    np.testing.assert_allclose(out, expected, equal_nan=True, rtol=1e-6)
+    assert np.isfinite(ndvi_from_files(r, n).array[0, 5])  # without it, 0 is a reflectance
+
+
+# -- the whole Natural Earth countries layer as zones (issue 9.6) ---------------------------
+
+
+def _naturalearth() -> gpd.GeoDataFrame:
+    import pyogrio
+
+    shp = (
+        Path(pyogrio.__file__).parent / "tests/fixtures/naturalearth_lowres/naturalearth_lowres.shp"
+    )
+    if not shp.exists():
+        pytest.skip(f"the installed pyogrio ships no Natural Earth fixture ({shp})")
+    return gpd.read_file(shp)
+
+
+def test_zone_coverage_over_all_countries_equals_exactextract(make_tif):
+    """The NDVI series path (coverage reused per date) with world zones over a UTM scene."""
+    import exactextract
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping, shape
+
+    countries = _naturalearth()
+    values = np.random.default_rng(2).uniform(-1, 1, (120, 150)).astype("float32")
+    path = make_tif(
+        "ndvi.tif",
+        values,
+        transform=Affine(2000, 0, 350000, 0, -2000, 8900000),
+        crs="EPSG:32719",
+        nodata=-9999.0,
+    )
+    cov = zone_coverage(path, countries)
+    got = cov.apply(values, stats=("mean", "count"))
+    with rasterio.open(path) as src:
+        outline = shape(
+            transform_geom(src.crs, "EPSG:4326", mapping(shapely.box(*src.bounds)), precision=-1)
+        )
+    touching = countries[countries.intersects(outline)]
+    assert len(touching) >= 2
+    ref = exactextract.exact_extract(
+        str(path), touching.to_crs("EPSG:32719"), ["mean", "count"], output="pandas"
+    )
+    assert got.loc[touching.index, "mean"].tolist() == pytest.approx(ref["mean"].tolist())
+    assert got.loc[touching.index, "count"].tolist() == pytest.approx(ref["count"].tolist())
+    rest = got.drop(index=touching.index)
+    assert rest["mean"].isna().all() and (rest["count"] == 0).all()
+    assert "Antarctica" in set(countries.loc[rest.index, "name"])
+
+
+def test_zonal_stats_outside_zone_warning_names_it(make_tif, caplog):
+    countries = _naturalearth()
+    path = make_tif(
+        "v.tif",
+        _grid_values(),
+        transform=Affine(1000, 0, 350000, 0, -1000, 8900000),
+        crs="EPSG:32719",
+    )
+    with caplog.at_level("WARNING", logger="terrapipe"):
+        out = zonal_stats(path, countries, stats="mean")
+    assert out["mean"].notna().sum() == 1
+    assert f"{len(countries) - 1} of {len(countries)} zone(s) are outside" in caplog.text
+    assert "('Fiji')" in caplog.text  # the first zone (index 0) is named by its name column

@@ -3,6 +3,12 @@
 The ROI is reprojected to the raster CRS (the output keeps the source CRS); only the window
 covering the ROI is read; cells outside the ROI become nodata. Files are written as COG
 (GDAL COG driver) to a temporary name in the target folder and renamed when complete.
+
+Every read first checks the size of its window against a memory budget (``memory_budget=``
+bytes; the workflows pass the ``raster_memory_budget`` setting; 2 GiB by default): a header
+claiming 10^6 x 10^6 pixels is refused with a :class:`RasterError` naming the raster and
+the size, before any allocation.
+``src_nodata`` overrides (or supplies) a raster's nodata tag, e.g. 0 for Landsat Level-1.
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ from terrapipe.errors import RasterError, RoiOutsideData
 from terrapipe.geo.roi import ROI, parse_crs
 
 __all__ = [
+    "DEFAULT_MEMORY_BUDGET",
     "RasterArray",
+    "check_budget",
     "clip_dataset",
     "clip_raster",
     "default_nodata",
+    "nodata_mask",
     "describe_raster",
     "open_raster",
     "read_raster",
@@ -87,6 +96,49 @@ def default_nodata(dtype: Any) -> float | int:
     raise RasterError(f"unsupported raster dtype: {dt}")
 
 
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+"""Bytes a raster read may allocate when the caller gives no budget (the workflows pass the
+``raster_memory_budget`` setting, whose default is the same 2 GiB)."""
+
+
+def _format_bytes(n: float) -> str:
+    """``n`` bytes in binary units, e.g. ``'928 GiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def check_budget(
+    name: str,
+    rows: int,
+    cols: int,
+    *,
+    bands: int = 1,
+    itemsize: int = 1,
+    budget: int | None = None,
+    what: str = "reading",
+) -> None:
+    """Refuse (:class:`RasterError`) a window of ``rows x cols x bands`` over the budget."""
+    limit = DEFAULT_MEMORY_BUDGET if budget is None else int(budget)
+    size = int(rows) * int(cols) * int(bands) * int(itemsize)
+    if size > limit:
+        raise RasterError(
+            f"{what} {name} needs {rows} x {cols} pixels x {bands} band(s) = "
+            f"{_format_bytes(size)}, over the raster memory budget of {_format_bytes(limit)}; "
+            "use a smaller ROI or zones, or raise TERRAPIPE_RASTER_MEMORY_BUDGET"
+        )
+
+
+def nodata_mask(data: np.ndarray, nodata: float | int | None) -> np.ndarray:
+    """True where ``data`` equals ``nodata`` (NaN matches NaN); NaN cells of floats too."""
+    mask = np.isnan(data) if data.dtype.kind == "f" else np.zeros(data.shape, bool)
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+        mask |= data == nodata
+    return mask
+
+
 @contextmanager
 def open_raster(path: str | Path, *, require_crs: bool = True) -> Iterator[DatasetReader]:
     """Open a raster for reading; a corrupt/non-raster file or a missing CRS names the file."""
@@ -125,10 +177,15 @@ def describe_raster(path: str | Path) -> dict[str, Any]:
 def roi_window(
     roi: ROI, transform: Affine, shape: tuple[int, int], crs: Any, *, name: str = "raster"
 ) -> tuple[Window, ROI]:
-    """The pixel window covering the ROI (snapped outward, cut to the grid) and the local ROI."""
-    local = roi.to_crs(crs)
+    """The pixel window covering the ROI (snapped outward, cut to the grid) and the local ROI.
+
+    The ROI is first cut to the grid's footprint in its own CRS (densified), so a world or
+    polar box, or one across the antimeridian, is never projected where it cannot be.
+    """
     rows, cols = shape
-    grid = shapely.box(*_bounds(transform, rows, cols))
+    bounds = _bounds(transform, rows, cols)
+    local = roi.clip_to(bounds, crs, name=name).to_crs(crs)
+    grid = shapely.box(*bounds)
     if not local.geometry.intersects(grid):
         raise RoiOutsideData(
             f"ROI {roi.label!r} does not intersect {name} "
@@ -155,16 +212,31 @@ def clip_dataset(
     nodata: float | int | None = None,
     all_touched: bool = False,
     name: str | None = None,
+    src_nodata: float | int | None = None,
+    memory_budget: int | None = None,
 ) -> RasterArray:
-    """Read only the window of an open raster covering the ROI; cells outside become nodata."""
+    """Read only the window of an open raster covering the ROI; cells outside become nodata.
+
+    ``src_nodata`` is the input's nodata value, replacing its tag (or supplying a missing
+    one); ``nodata`` the output's (default: the input's, else one fitting the dtype).
+    """
     label = name or str(src.name)
     if src.crs is None:
         raise RasterError(f"raster has no CRS: {label}")
     win, local = roi_window(roi, src.transform, (src.height, src.width), src.crs, name=label)
     indexes = bands or list(range(1, src.count + 1))
-    out_nodata = nodata if nodata is not None else src.nodata
+    in_nodata = src_nodata if src_nodata is not None else src.nodata
+    out_nodata = nodata if nodata is not None else in_nodata
     if out_nodata is None:
         out_nodata = default_nodata(src.dtypes[0])
+    check_budget(
+        label,
+        int(win.height),
+        int(win.width),
+        bands=len(indexes),
+        itemsize=np.dtype(src.dtypes[0]).itemsize,
+        budget=memory_budget,
+    )
     try:
         data = src.read(indexes, window=win)
     except RasterioError as exc:
@@ -176,19 +248,31 @@ def clip_dataset(
         transform=win_transform,
         all_touched=all_touched,
     )
-    if src.nodata is not None and out_nodata != src.nodata:
-        is_nodata = np.isnan(data) if np.isnan(src.nodata) else data == src.nodata
-        data[is_nodata] = out_nodata
+    if in_nodata is not None and not _same_value(out_nodata, in_nodata):
+        data[nodata_mask(data, in_nodata)] = out_nodata
     data[:, outside] = out_nodata
     return RasterArray(data, win_transform, src.crs, out_nodata)
 
 
-def read_raster(path: str | Path, *, band: int = 1) -> RasterArray:
+def _same_value(a: float | int, b: float | int) -> bool:
+    return a == b or (bool(np.isnan(a)) and bool(np.isnan(b)))
+
+
+def read_raster(
+    path: str | Path,
+    *,
+    band: int = 1,
+    src_nodata: float | int | None = None,
+    memory_budget: int | None = None,
+) -> RasterArray:
     """Read one band of a (small) raster file entirely, with its grid and nodata."""
     with open_raster(path) as src:
         if not 1 <= band <= src.count:
             raise RasterError(f"{path}: no band {band} (has {src.count})")
-        return RasterArray(src.read(band), src.transform, src.crs, src.nodata)
+        itemsize = np.dtype(src.dtypes[0]).itemsize
+        check_budget(str(path), src.height, src.width, itemsize=itemsize, budget=memory_budget)
+        nodata = src_nodata if src_nodata is not None else src.nodata
+        return RasterArray(src.read(band), src.transform, src.crs, nodata)
 
 
 def write_cog(
@@ -257,11 +341,23 @@ def clip_raster(
     bands: list[int] | None = None,
     nodata: float | int | None = None,
     all_touched: bool = False,
+    src_nodata: float | int | None = None,
+    memory_budget: int | None = None,
 ) -> Path:
-    """Clip a raster file to the ROI (windowed read, source CRS kept) and write it as COG."""
+    """Clip a raster file to the ROI (windowed read, source CRS kept) and write it as COG.
+
+    ``src_nodata`` overrides or supplies the input's nodata tag (see :func:`clip_dataset`).
+    """
     with open_raster(path) as src:
         clipped = clip_dataset(
-            src, roi, bands=bands, nodata=nodata, all_touched=all_touched, name=str(path)
+            src,
+            roi,
+            bands=bands,
+            nodata=nodata,
+            all_touched=all_touched,
+            name=str(path),
+            src_nodata=src_nodata,
+            memory_budget=memory_budget,
         )
         tags = src.tags()
         scales = [src.scales[i - 1] for i in (bands or range(1, src.count + 1))]

@@ -5,6 +5,13 @@ non-polygonal geometry and repairs invalid geometry with ``shapely.make_valid``,
 the repair in ``ROI.repaired`` and ``ROI.notes``. :func:`parse_roi` picks the constructor
 from the text. Admin names match ignoring case, spaces and accents; a miss lists the three
 closest names.
+
+Large and odd regions: in a geographic CRS a bbox with ``minx > maxx`` crosses the
+antimeridian, and geometry with longitudes beyond ±180 is wrapped back into -180..180 (so
+``170,-10,-170,10`` and a polygon from 170 to 190 both mean the 20 degrees across 180).
+Before an ROI (or a zone) is reprojected onto some data, :func:`clip_to_footprint` cuts it
+to the data's footprint expressed in the ROI's own CRS (a densified, padded bbox, split at
+the antimeridian), so a world box never has to be projected into a UTM zone.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import shapely
-from pyproj import CRS
-from pyproj.exceptions import CRSError
+import shapely.affinity
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError, ProjError
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -32,6 +41,8 @@ __all__ = [
     "ADMIN_LEVELS",
     "ROI",
     "check_overlap",
+    "clip_to_footprint",
+    "footprint",
     "make_roi",
     "parse_crs",
     "parse_levels",
@@ -42,6 +53,7 @@ __all__ = [
     "roi_from_geojson",
     "roi_from_wkt",
     "roi_kind",
+    "wrap_longitudes",
 ]
 
 ADMIN_LEVELS: tuple[str, ...] = ("state", "district", "block")
@@ -91,6 +103,23 @@ class ROI:
             out = _polygonal(shapely.make_valid(out))
         return replace(self, geometry=out, crs=target)
 
+    def clip_to(self, bounds: Sequence[float], crs: Any, *, name: str = "the data") -> ROI:
+        """The part of this ROI over data with ``bounds`` in ``crs``, still in the ROI's CRS.
+
+        Raises :class:`RoiOutsideData` naming ``name`` when nothing is left. When no footprint
+        can be computed (a transform PROJ refuses) the ROI is returned whole.
+        """
+        clipped = clip_to_footprint(self.geometry, self.crs, bounds, crs)
+        if clipped is None:
+            return self
+        clipped = _polygonal(clipped)
+        if clipped.is_empty or clipped.area == 0:
+            where = f"{tuple(round(b, 6) for b in bounds)} in {parse_crs(crs).to_string()}"
+            raise RoiOutsideData(
+                f"ROI {self.label!r} does not intersect {name} (data bounds {where})"
+            )
+        return replace(self, geometry=clipped)
+
     def to_geodataframe(self) -> gpd.GeoDataFrame:
         """A one-row GeoDataFrame (columns ``label``, ``slug``, ``kind``) for writing."""
         return gpd.GeoDataFrame(
@@ -137,6 +166,72 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry:
     return shapely.Polygon()
 
 
+def wrap_longitudes(geom: BaseGeometry) -> BaseGeometry:
+    """Geographic geometry with parts beyond ±180 shifted back into -180..180 (split at 180)."""
+    minx, _, maxx, _ = geom.bounds
+    if minx >= -180 and maxx <= 180:
+        return geom
+    parts = []
+    for shift in (-360.0, 0.0, 360.0):
+        window = box(-180 - shift, -90, 180 - shift, 90)
+        piece = geom.intersection(window)
+        if not piece.is_empty:
+            parts.append(shapely.affinity.translate(piece, xoff=shift))
+    return _polygonal(shapely.unary_union(parts)) if parts else geom
+
+
+def footprint(
+    bounds: Sequence[float], crs: Any, target: Any, *, pad: float = 0.05, margin: float = 0.0
+) -> BaseGeometry | None:
+    """The area of data with ``bounds`` in ``crs``, as polygon(s) in ``target``.
+
+    The bbox of the data's densified edges in ``target`` (poles and the antimeridian handled
+    by PROJ), padded by ``pad`` of its span so the curved edges stay inside, plus ``margin``
+    (``target`` units) on each side; split into two boxes when it crosses the antimeridian.
+    ``None`` when PROJ cannot transform it.
+    """
+    src, dst = parse_crs(crs), parse_crs(target)
+    if src == dst:
+        return box(*bounds)
+    try:
+        transformer = Transformer.from_crs(src, dst, always_xy=True)
+        west, south, east, north = transformer.transform_bounds(*bounds, densify_pts=21)
+    except (ProjError, ValueError):
+        return None
+    if not np.all(np.isfinite([west, south, east, north])):
+        return None
+    if not dst.is_geographic:
+        eps = 1e-6 * max(1.0, abs(west), abs(east), abs(south), abs(north))
+        dx, dy = (east - west) * pad + margin + eps, (north - south) * pad + margin + eps
+        return box(west - dx, south - dy, east + dx, north + dy)
+    if east < west:  # crosses the antimeridian
+        east += 360.0
+    dx, dy = (east - west) * pad + margin + 1e-9, (north - south) * pad + margin + 1e-9
+    south, north = max(-90.0, south - dy), min(90.0, north + dy)
+    west, east = west - dx, east + dx
+    if east - west >= 360.0 or (south <= -90.0 or north >= 90.0) and east - west > 300.0:
+        return box(-180.0, south, 180.0, north)
+    return wrap_longitudes(box(west, south, east, north))
+
+
+def clip_to_footprint(
+    geom: BaseGeometry, crs: Any, bounds: Sequence[float], data_crs: Any
+) -> BaseGeometry | None:
+    """``geom`` (in ``crs``) cut to the footprint of data with ``bounds`` in ``data_crs``.
+
+    Done in the geometry's own CRS, so the part that is left can be reprojected onto the
+    data safely. ``None`` when no footprint can be computed (use the geometry whole).
+    """
+    area = footprint(bounds, data_crs, crs)
+    if area is None:
+        return None
+    if not geom.intersects(area):
+        return shapely.Polygon()
+    if area.contains(geom):
+        return geom
+    return geom.intersection(area)
+
+
 def make_roi(
     geometry: BaseGeometry, crs: Any, *, label: str, kind: str, notes: Sequence[str] = ()
 ) -> ROI:
@@ -155,6 +250,13 @@ def make_roi(
         notes.append(f"invalid geometry repaired with make_valid ({reason})")
     if geometry.geom_type == "GeometryCollection":
         geometry = _polygonal(geometry)
+    if crs_obj.is_geographic and geometry.geom_type in ("Polygon", "MultiPolygon"):
+        minx, _, maxx, _ = geometry.bounds
+        if minx < -180 or maxx > 180:
+            if minx < -540 or maxx > 540:
+                raise RoiError(f"ROI {label!r}: longitudes outside -540..540 in {crs_obj}")
+            geometry = wrap_longitudes(geometry)
+            notes.append("longitudes beyond ±180 wrapped across the antimeridian")
     if geometry.geom_type not in ("Polygon", "MultiPolygon"):
         raise RoiError(f"ROI {label!r} must be a polygon or multipolygon, got {geometry.geom_type}")
     if geometry.is_empty or geometry.area == 0:
@@ -174,7 +276,11 @@ def _short_hash(geometry: BaseGeometry) -> str:
 
 
 def roi_from_bbox(bbox: str | Sequence[float], *, crs: Any = None, label: str | None = None) -> ROI:
-    """ROI from ``minx,miny,maxx,maxy`` (text or 4 numbers), EPSG:4326 unless ``crs`` given."""
+    """ROI from ``minx,miny,maxx,maxy`` (text or 4 numbers), EPSG:4326 unless ``crs`` given.
+
+    In a geographic CRS, ``minx > maxx`` (narrower than 180 degrees, e.g.
+    ``170,-10,-170,10``) is a box across the antimeridian.
+    """
     if isinstance(bbox, str):
         m = _BBOX_RE.match(bbox)
         if not m:
@@ -189,11 +295,21 @@ def roi_from_bbox(bbox: str | Sequence[float], *, crs: Any = None, label: str | 
             raise RoiError(f"invalid bbox: {bbox!r} (expected 4 numbers)")
     minx, miny, maxx, maxy = values
     crs_obj = parse_crs(crs if crs is not None else WGS84)
-    if not (minx < maxx and miny < maxy):
-        raise RoiError(f"invalid bbox: {bbox!r} (need minx < maxx and miny < maxy)")
-    if crs_obj.is_geographic and not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
+    # west > east across the antimeridian, as RFC 7946 writes it; a box more than half way
+    # round the globe that way is far more likely swapped corners, so it stays an error
+    across = crs_obj.is_geographic and minx > maxx and maxx + 360.0 - minx < 180.0
+    if not ((minx < maxx or across) and miny < maxy):
+        raise RoiError(
+            f"invalid bbox: {bbox!r} (need minx < maxx and miny < maxy; a box across the "
+            "antimeridian is written west > east and is narrower than 180 degrees)"
+        )
+    if crs_obj.is_geographic and not (
+        min(minx, maxx) >= -180 and max(minx, maxx) <= 180 and miny >= -90 and maxy <= 90
+    ):
         raise RoiError(f"invalid bbox: {bbox!r} (outside -180..180, -90..90 in {crs_obj})")
-    geom = box(minx, miny, maxx, maxy)
+    geom = box(minx, miny, maxx + 360.0 if across else maxx, maxy)
+    if across:
+        geom = wrap_longitudes(geom)
     return make_roi(geom, crs_obj, label=label or f"bbox_{_short_hash(geom)}", kind="bbox")
 
 
@@ -465,7 +581,7 @@ def parse_roi(
 
 def check_overlap(roi: ROI, bounds: Sequence[float], crs: Any, *, name: str) -> None:
     """Raise :class:`RoiOutsideData` naming ``name`` when the ROI misses ``bounds`` in ``crs``."""
-    local = roi.to_crs(crs)
+    local = roi.clip_to(bounds, crs, name=name).to_crs(crs)
     if not local.geometry.intersects(box(*bounds)):
         raise RoiOutsideData(
             f"ROI {roi.label!r} does not intersect {name} "

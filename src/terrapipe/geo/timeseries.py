@@ -19,7 +19,7 @@ import pandas as pd
 import rasterio.features
 
 from terrapipe.errors import GeoInputError, GridMismatch
-from terrapipe.geo.raster import RasterArray, open_raster, roi_window
+from terrapipe.geo.raster import RasterArray, check_budget, open_raster, roi_window
 from terrapipe.geo.roi import ROI
 from terrapipe.geo.zonal import ZoneCoverage
 
@@ -71,8 +71,15 @@ def ndvi_from_files(
     scale: float | None = None,
     offset: float | None = None,
     window: Any = None,
+    nodata: float | None = None,
+    memory_budget: int | None = None,
 ) -> RasterArray:
-    """NDVI of a red/NIR file pair on one grid (scale/offset from the files unless given)."""
+    """NDVI of a red/NIR file pair on one grid (scale/offset from the files unless given).
+
+    ``nodata`` replaces (or supplies) both bands' nodata tag, e.g. 0 for Landsat Level-1
+    digital numbers. The window is checked against ``memory_budget`` bytes before reading
+    (two bands plus float64 working arrays).
+    """
     with open_raster(red_path) as r, open_raster(nir_path) as n:
         if (r.width, r.height) != (n.width, n.height) or not r.transform.almost_equals(n.transform):
             raise GridMismatch(
@@ -88,20 +95,40 @@ def ndvi_from_files(
         o = offset if offset is not None else r.offsets[0]
         if scale is None and (n.scales[0], n.offsets[0]) != (s, o):
             raise GridMismatch(f"red and NIR scale/offset differ: {red_path} vs {nir_path}")
+        rows, cols = (
+            (r.height, r.width) if window is None else (int(window.height), int(window.width))
+        )
+        itemsize = 2 * np.dtype(r.dtypes[0]).itemsize + 3 * 8
+        check_budget(
+            f"{red_path} and {nir_path}", rows, cols, itemsize=itemsize, budget=memory_budget
+        )
         red = r.read(1, window=window)
         nir = n.read(1, window=window)
         transform = r.window_transform(window) if window is not None else r.transform
-        values = ndvi(red, nir, scale=s, offset=o, red_nodata=r.nodata, nir_nodata=n.nodata)
+        red_nodata = r.nodata if nodata is None else nodata
+        nir_nodata = n.nodata if nodata is None else nodata
+        values = ndvi(red, nir, scale=s, offset=o, red_nodata=red_nodata, nir_nodata=nir_nodata)
         return RasterArray(values, transform, r.crs, float("nan"))
 
 
 def ndvi_for_roi(
-    red_path: str | Path, nir_path: str | Path, roi: ROI, *, scale: float | None = None
+    red_path: str | Path,
+    nir_path: str | Path,
+    roi: ROI,
+    *,
+    scale: float | None = None,
+    nodata: float | None = None,
+    memory_budget: int | None = None,
 ) -> RasterArray:
-    """NDVI over the ROI only (window read, source CRS kept; NaN outside the ROI), for COGs."""
+    """NDVI over the ROI only (window read, source CRS kept; NaN outside the ROI), for COGs.
+
+    ``nodata`` overrides the bands' nodata tag (see :func:`ndvi_from_files`).
+    """
     with open_raster(red_path) as r:
         window, local = roi_window(roi, r.transform, (r.height, r.width), r.crs, name=str(red_path))
-    values = ndvi_from_files(red_path, nir_path, scale=scale, window=window)
+    values = ndvi_from_files(
+        red_path, nir_path, scale=scale, window=window, nodata=nodata, memory_budget=memory_budget
+    )
     outside = rasterio.features.geometry_mask(
         [local.geometry], out_shape=values.array.shape, transform=values.transform
     )

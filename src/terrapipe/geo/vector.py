@@ -92,11 +92,15 @@ def clip_vector(
 ) -> gpd.GeoDataFrame:
     """Features in the ROI (data's CRS kept): cut to it, or whole if ``cut=False``.
 
-    An ROI outside the data's extent raises :class:`RoiOutsideData` naming ``name``.
+    An ROI outside the data's extent raises :class:`RoiOutsideData` naming ``name``. The ROI
+    is cut to the data's extent (densified, in the ROI's CRS) before it is reprojected.
     """
     crs = _require_crs(gdf, name)
-    local = roi.to_crs(crs).geometry
-    if gdf.empty or not local.intersects(shapely.box(*gdf.total_bounds)):
+    if gdf.empty:
+        raise RoiOutsideData(f"ROI {roi.label!r} does not intersect {name}")
+    # cut the ROI to the data's extent in its own CRS first: a world box cannot go to UTM
+    local = roi.clip_to(gdf.total_bounds, crs, name=name).to_crs(crs).geometry
+    if not local.intersects(shapely.box(*gdf.total_bounds)):
         raise RoiOutsideData(f"ROI {roi.label!r} does not intersect {name}")
     candidates = gdf.iloc[np.sort(gdf.sindex.query(local, predicate="intersects"))]
     if not cut:

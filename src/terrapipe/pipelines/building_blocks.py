@@ -1,14 +1,17 @@
 """Generic building blocks on the user's own files, each published as a layer.
 
-    clip-raster   (raster, roi)                        -> COG
+    clip-raster   (raster, roi, nodata)                -> COG
     clip-vector   (vector, roi)                        -> GeoParquet
-    zonal-stats   (raster, zones, stats, band, csv)    -> table: zone attributes + one
-                                                          column per statistic
+    zonal-stats   (raster, zones, stats, band, csv,    -> table: zone attributes + one
+                   nodata)                                column per statistic
     proximity     (features, targets, target_class)    -> features + dist_<class>_m columns
 
 ``roi`` is a bbox, WKT, GeoJSON or a vector file (``path#attribute=value`` picks one
 feature); an admin path needs ``boundaries`` (a vector file) whose columns ``levels`` names
 (default state,district,block; e.g. ``levels=continent,name`` for Natural Earth).
+``nodata`` (clip-raster, zonal-stats) replaces or supplies the raster's nodata tag, e.g. 0
+for Landsat Level-1 bands that carry none. Reads are bounded by the ``raster_memory_budget``
+setting.
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ def _need_file(path: Path, name: str) -> Path:
     return path
 
 
+NODATA_PARAM = Param(
+    float, default=None, help="raster nodata value, replacing (or supplying) the file's tag"
+)
+
+
+def _budget() -> int:
+    from terrapipe.settings import get_settings
+
+    return int(get_settings().raster_memory_budget)
+
+
 ROI_PARAMS = {
     "roi": Param(str, help=ROI_HELP),
     "boundaries": Param(str, default="", help="admin boundary file, for admin-path ROIs"),
@@ -59,7 +73,7 @@ class _ClipTask(Task):
     kind = ""
     ext = ""
 
-    def clip(self, source: Path, roi, out: Path) -> dict:
+    def clip(self, ctx: Context, source: Path, roi, out: Path) -> dict:
         raise NotImplementedError
 
     def run(self, ctx: Context):
@@ -68,7 +82,7 @@ class _ClipTask(Task):
         roi_out = roi_output(roi)
         dataset = f"{slugify(source.stem, sep='-')}-clip"
         out = ctx.artifact_path(artifact_name(dataset, roi_out, ctx.task_version, self.ext))
-        properties = self.clip(source, roi, out)
+        properties = self.clip(ctx, source, roi, out)
         return layer_output(
             ctx,
             dataset=dataset,
@@ -84,15 +98,16 @@ class ClipRasterTask(_ClipTask):
     """Clip a raster to an ROI as a Cloud Optimized GeoTIFF (windowed read)."""
 
     name = "clip-raster"
-    version = 1
-    params = {"raster": Param(Path, help="raster file"), **ROI_PARAMS}
+    version = 2  # 2: ROI cut to the raster footprint, nodata parameter
+    params = {"raster": Param(Path, help="raster file"), **ROI_PARAMS, "nodata": NODATA_PARAM}
     source_param, kind, ext = "raster", "raster", "tif"
 
-    def clip(self, source: Path, roi, out: Path) -> dict:
+    def clip(self, ctx: Context, source: Path, roi, out: Path) -> dict:
         from terrapipe.geo.raster import clip_raster
 
-        clip_raster(source, roi, out)
-        return {}
+        nodata = ctx.params["nodata"]
+        clip_raster(source, roi, out, src_nodata=nodata, memory_budget=_budget())
+        return {} if nodata is None else {"nodata": nodata}
 
 
 class ClipVectorTask(_ClipTask):
@@ -103,7 +118,7 @@ class ClipVectorTask(_ClipTask):
     params = {"vector": Param(Path, help="vector file"), **ROI_PARAMS}
     source_param, kind, ext = "vector", "vector", "parquet"
 
-    def clip(self, source: Path, roi, out: Path) -> dict:
+    def clip(self, ctx: Context, source: Path, roi, out: Path) -> dict:
         from terrapipe.geo.vector import clip_vector, read_vector, write_vector
 
         clipped = clip_vector(read_vector(source), roi, name=str(source))
@@ -124,15 +139,16 @@ class ZonalStatsTask(Task):
     """Zonal statistics of a raster band over polygons (exactextract)."""
 
     name = "zonal-stats"
-    version = 1
+    version = 2  # 2: point/line zones, zones cut to the raster footprint, nodata parameter
     params = {
         "raster": Param(Path, help="raster file"),
-        "zones": Param(Path, help="polygon file (one row per zone in the result)"),
+        "zones": Param(Path, help="polygons, points or lines (one row per zone in the result)"),
         "stats": Param(
             str, default="mean", help="comma separated: mean,min,max,sum,count,majority,frac"
         ),
         "band": Param(int, default=1, help="band number, from 1"),
         "csv": Param(bool, default=False, help="also write a CSV"),
+        "nodata": NODATA_PARAM,
     }
 
     def run(self, ctx: Context):
@@ -142,7 +158,21 @@ class ZonalStatsTask(Task):
         raster = _need_file(ctx.params["raster"], "raster")
         zones_path = _need_file(ctx.params["zones"], "zones")
         zones = read_vector(zones_path)
-        table = zonal_stats(raster, zones, stats=ctx.params["stats"], band=ctx.params["band"])
+        table = zonal_stats(
+            raster,
+            zones,
+            stats=ctx.params["stats"],
+            band=ctx.params["band"],
+            nodata=ctx.params["nodata"],
+            memory_budget=_budget(),
+        )
+        stat_columns = [c for c in table.columns if c not in zones.columns and c != "count"]
+        if stat_columns:
+            no_data = int(table[stat_columns].isna().all(axis=1).sum())
+        else:
+            no_data = int((table["count"].fillna(0) == 0).sum())
+        if no_data:
+            ctx.log.warning("%d of %d zone(s) have no data in %s", no_data, len(table), raster)
         roi_out = _zones_roi(zones_path, zones)
         dataset = f"{slugify(raster.stem, sep='-')}-zonal"
         out = ctx.artifact_path(artifact_name(dataset, roi_out, ctx.task_version, "parquet"))
@@ -159,7 +189,12 @@ class ZonalStatsTask(Task):
             files=files,
             roi=roi_out,
             derived_from=[raster, zones_path],
-            properties={"zones": len(table), "stats": ctx.params["stats"]},
+            properties={
+                "zones": len(table),
+                "stats": ctx.params["stats"],
+                "zones_without_data": no_data,
+                **({} if ctx.params["nodata"] is None else {"nodata": ctx.params["nodata"]}),
+            },
         )
 
 
