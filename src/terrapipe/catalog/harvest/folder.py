@@ -64,11 +64,22 @@ def folder_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def product_of(path: Path) -> ProductInfo | None:
+    """The well-known product a raster file's name denotes; None for vectors and others.
+
+    A vector file named after a scene (an outline, a mask) is not the scene: it gets no
+    platform or instrument and keeps its path as entry id, so it never collides with the
+    scene's raster of the same stem.
+    """
+    if path.suffix.lower() not in RASTER_SUFFIXES:
+        return None
+    return parse_product_name(path.name.split(".")[0])
+
+
 def entry_id_for(path: Path) -> str:
-    """The entry id of a file: its stem for a well-known product name, else its path."""
+    """The entry id of a file: its stem for a well-known product raster, else its path."""
     path = path.resolve()
-    stem = path.name.split(".")[0]
-    return stem if parse_product_name(stem) else path.as_posix()
+    return path.name.split(".")[0] if product_of(path) else path.as_posix()
 
 
 def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Failure:
@@ -76,7 +87,7 @@ def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Fail
     path = path.resolve()
     source = {"kind": "file", "path": path.as_posix(), "collection": collection}
     entry_id = entry_id_for(path)
-    product = parse_product_name(path.name.split(".")[0])
+    product = product_of(path)
     default_collection = collection or (product.family if product else path.parent.name)
     try:
         if path.suffix.lower() in VECTOR_SUFFIXES:
