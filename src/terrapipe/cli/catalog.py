@@ -6,7 +6,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from terrapipe.catalog.dataset import Dataset
 from terrapipe.catalog.query import DEFAULT_LIMIT, get_dataset, search
@@ -104,15 +106,20 @@ def search_command(
         print_json([d.to_dict() for d in found])
         return
     table = Table("id", "entry_id", "collection", "platform", "instrument", "time_start", "uris")
-    for d in found:
+    for d in found:  # Text cells: catalog data is never parsed as rich markup
         table.add_row(
-            str(d.id),
-            d.entry_id,
-            d.collection or "",
-            d.platform or "",
-            d.instrument or "",
-            d.time_start.isoformat() if d.time_start else "",
-            str(len(d.uris)),
+            *(
+                Text(value)
+                for value in (
+                    str(d.id),
+                    d.entry_id,
+                    d.collection or "",
+                    d.platform or "",
+                    d.instrument or "",
+                    d.time_start.isoformat() if d.time_start else "",
+                    str(len(d.uris)),
+                )
+            )
         )
     out = console()
     out.print(table)
@@ -165,7 +172,7 @@ def _print_report(report: HarvestReport, json_output: bool) -> None:
     else:
         out = console()
         counts = f"{report.added} added, {report.updated} updated, {report.failed} failed"
-        out.print(f"{report.source}: {counts}", highlight=False)
+        out.print(f"{report.source}: {counts}", markup=False, highlight=False)
         for failure in report.failures:
             out.print(
                 f"  failed {failure.entry_id}: {failure.error}", markup=False, highlight=False
@@ -195,12 +202,10 @@ def _print_dataset(d: Dataset) -> None:
         "harvest_error",
     ):
         if doc[key] is not None:
-            out.print(f"[bold]{key}[/]: {doc[key]}", highlight=False)
+            out.print(f"[bold]{key}[/]: {escape(str(doc[key]))}", highlight=False)
     if d.properties:
-        out.print(
-            f"[bold]properties[/]: {json.dumps(d.properties, sort_keys=True, default=str)}",
-            highlight=False,
-        )
+        text = json.dumps(d.properties, sort_keys=True, default=str)
+        out.print(f"[bold]properties[/]: {escape(text)}", highlight=False)
     for u in d.uris:
         extra = f" ({u.size} bytes)" if u.size is not None else ""
         local = f" -> {u.local_path}" if u.local_path else ""
