@@ -27,7 +27,9 @@ app = typer.Typer(
 @app.command("harvest")
 def harvest_command(
     source: str = typer.Argument(
-        ..., help="Folder, STAC catalog/collection file or URL, or STAC API URL."
+        ...,
+        help="Folder, STAC catalog/collection file or URL, STAC API URL, or a directory "
+        "listing (HTTP(S) index page, ftp:// folder).",
     ),
     collection: str | None = typer.Option(
         None, "--collection", help="Collection name for every item."
@@ -37,19 +39,21 @@ def harvest_command(
         "--search",
         help='STAC API search parameters as JSON, e.g. \'{"collections": ["x"]}\'.',
     ),
+    depth: int = typer.Option(
+        3, "--depth", help="Directory listings: how many folders below SOURCE to crawl."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Harvest datasets from SOURCE (idempotent: known entry ids are updated)."""
     from terrapipe.catalog.harvest import harvest  # rasterio/pyogrio load only when needed
 
     params = _json_object(search_json, "--search") if search_json else None
+    options = {"collection": collection, "search": params, "max_depth": depth}
     with open_database() as db:
         if show_progress(json_output):
-            report = _with_progress(
-                lambda cb: harvest(db, source, collection=collection, search=params, progress=cb)
-            )
+            report = _with_progress(lambda cb: harvest(db, source, progress=cb, **options))
         else:
-            report = harvest(db, source, collection=collection, search=params)
+            report = harvest(db, source, **options)
     _print_report(report, json_output)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pyogrio
@@ -64,7 +64,7 @@ def folder_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def product_of(path: Path) -> ProductInfo | None:
+def product_of(path: PurePath) -> ProductInfo | None:
     """The well-known product a raster file's name denotes; None for vectors and others.
 
     A vector file named after a scene (an outline, a mask) is not the scene: it gets no
@@ -91,18 +91,18 @@ def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Fail
     default_collection = collection or (product.family if product else path.parent.name)
     try:
         if path.suffix.lower() in VECTOR_SUFFIXES:
-            meta = _vector_metadata(path)
+            meta = vector_metadata(path)
         else:
-            meta = _raster_metadata(path)
+            meta = raster_metadata(path)
     except Exception as exc:  # any read error is reported per file, never fatal
         return Failure(
             entry_id=entry_id,
-            error=f"cannot read {path}: {_one_line(exc)}",
+            error=f"cannot read {path}: {one_line(exc)}",
             source=source,
             title=path.name,
             collection=default_collection,
         )
-    start, end = _times(meta.pop("tags"), path.name, product)
+    start, end = times(meta.pop("tags"), path.name, product)
     return Dataset(
         entry_id=entry_id,
         title=path.name,
@@ -127,7 +127,8 @@ def iter_folder(root: Path, *, collection: str | None = None) -> Iterator[Datase
         yield harvest_file(path, collection=collection)
 
 
-def _raster_metadata(path: Path) -> dict[str, Any]:
+def raster_metadata(path: Path | str) -> dict[str, Any]:
+    """Footprint, tags and grid of a raster (a path, or a GDAL ``/vsi...`` name)."""
     with rasterio.open(path) as src:
         if src.crs is None:
             raise HarvestError("the raster has no CRS (georeferencing is never assumed)")
@@ -148,7 +149,8 @@ def _raster_metadata(path: Path) -> dict[str, Any]:
         }
 
 
-def _vector_metadata(path: Path) -> dict[str, Any]:
+def vector_metadata(path: Path | str) -> dict[str, Any]:
+    """Footprint over every layer, layers and feature count of a vector file."""
     layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     infos = [pyogrio.read_info(path, layer=layer, force_total_bounds=True) for layer in layers]
     bounded = [
@@ -177,9 +179,10 @@ def _vector_metadata(path: Path) -> dict[str, Any]:
     }
 
 
-def _times(
+def times(
     tags: dict[str, str], name: str, product: ProductInfo | None
 ) -> tuple[datetime | None, datetime | None]:
+    """(start, end): from tags, else the product name, else a date in the name."""
     start = _first_time(tags, _START_TAGS)
     if start is None and product is not None:
         start = product.acquired
@@ -232,6 +235,7 @@ def _uris(path: Path) -> Iterator[DatasetURI]:
                 )
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's text, for a per-file failure."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
