@@ -14,7 +14,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pytest
 import rasterio
 import shapely
 from pyproj import Transformer
