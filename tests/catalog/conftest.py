@@ -307,3 +307,65 @@ def listing_ftp(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield {"root": root, "base": f"ftp://127.0.0.1:{port}", "served": served}
     server.close_all()
     thread.join(timeout=5)
+
+
+NGINX_CONF = """
+worker_processes 1;
+error_log {prefix}/error.log;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    log_format bytes '$request_method $uri $status $body_bytes_sent "$http_range"';
+    access_log {prefix}/access.log bytes;
+    client_body_temp_path {prefix}/tmp; proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp; uwsgi_temp_path {prefix}/tmp; scgi_temp_path {prefix}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ autoindex on; }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def listing_nginx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """nginx with ``autoindex on`` over ``tmp_path/nginx-www``; its access log counts bytes."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        pytest.skip("nginx is not installed (scripts/ensure_services.sh installs it)")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    root, prefix = tmp_path / "nginx-www", tmp_path / "nginx"
+    root.mkdir()
+    (prefix / "tmp").mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=root))
+    proc = subprocess.Popen(
+        [exe, "-p", str(prefix), "-c", str(conf), "-g", "daemon off; user root;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"nginx did not start: {proc.stderr.read().decode()}")
+            time.sleep(0.05)
+
+    def access_log() -> list[list[str]]:
+        text = (prefix / "access.log").read_text() if (prefix / "access.log").exists() else ""
+        return [line.split(" ", 4) for line in text.splitlines()]
+
+    yield {"root": root, "base": f"http://127.0.0.1:{port}", "log": access_log}
+    proc.terminate()
+    proc.wait(timeout=10)

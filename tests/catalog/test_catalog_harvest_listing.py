@@ -210,3 +210,24 @@ def test_listing_cli_with_depth_and_unreadable_file(db, cli, listing_http) -> No
     assert code == 2 and "invalid depth -1" in err
     code, out, err = cli("catalog", "harvest", base + "/missing/")
     assert code == 2 and "HTTP 404" in err and "Traceback" not in err
+
+
+def test_nginx_autoindex_listing(db, listing_nginx) -> None:
+    """nginx's own autoindex pages and Range answers, bytes from its access log."""
+    root, base = listing_nginx["root"], listing_nginx["base"]
+    files = _tree(root)
+
+    report = harvest(db, base + "/", max_depth=5)
+    assert (report.kind, report.added, report.failed) == ("listing", 5, 0), report.failures
+    for key in ("landsat", "ortho", "deep", "sentinel"):
+        found = search(db, {"title": files[key].name})
+        assert len(found) == 1
+        assert _close(found[0].footprint, _reference(files[key])), key
+        assert found[0].uris[0].size == files[key].stat().st_size
+
+    log = listing_nginx["log"]()
+    tif = [r for r in log if r[0] == "GET" and r[1].lower().endswith((".tif", ".tiff"))]
+    assert tif and all(r[2] == "206" for r in tif), tif  # every raster read is a range
+    sent = sum(int(r[3]) for r in tif)
+    total = sum(files[k].stat().st_size for k in ("landsat", "ortho", "deep", "sentinel"))
+    assert sent < 0.05 * total, (sent, total)
