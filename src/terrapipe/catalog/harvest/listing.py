@@ -34,7 +34,7 @@ from html.parser import HTMLParser
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.error import HTTPError, URLError
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 from urllib.request import Request, urlopen
 
 import rasterio
@@ -121,7 +121,7 @@ def harvest_url(
     clean = without_userinfo(url)
     name = unquote(PurePosixPath(urlsplit(url).path).name)
     local = PurePosixPath(name)
-    product = folder.product_of(local)  # type: ignore[arg-type]
+    product = folder.product_of(local)
     entry_id = name.split(".")[0] if product else clean
     parent = PurePosixPath(urlsplit(url).path).parent.name
     default_collection = collection or (product.family if product else parent or None)
@@ -135,7 +135,7 @@ def harvest_url(
     except Exception as exc:  # any read error is reported per file, never fatal
         return Failure(
             entry_id=entry_id,
-            error=f"cannot read {clean}: {folder.one_line(exc)}",
+            error=f"cannot read {clean}: {folder.one_line(exc).replace(url, clean)}",
             source=source,
             title=name,
             collection=default_collection,
@@ -330,7 +330,7 @@ def _crawl_ftp(url: str, max_depth: int) -> list[RemoteFile]:
                 if kind == "dir" and depth < max_depth:
                     todo.append((child, depth + 1))
                 elif kind == "file" and PurePosixPath(name).suffix.lower() in SUFFIXES:
-                    found.append(RemoteFile(root + _quote_path(child), size))
+                    found.append(RemoteFile(root + quote(child), size))
     except ftplib.all_errors as exc:
         raise HarvestError(f"cannot list {without_userinfo(url)}: {exc}") from None
     finally:
@@ -431,12 +431,6 @@ def _as_folder(url: str) -> str:
     parts = urlsplit(url)
     last = parts.path.rsplit("/", 1)[-1]
     return url if not last or "." in last or parts.query else url + "/"
-
-
-def _quote_path(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path)
 
 
 def _check_depth(max_depth: int) -> None:
