@@ -231,3 +231,20 @@ def test_nginx_autoindex_listing(db, listing_nginx) -> None:
     sent = sum(int(r[3]) for r in tif)
     total = sum(files[k].stat().st_size for k in ("landsat", "ortho", "deep", "sentinel"))
     assert sent < 0.05 * total, (sent, total)
+
+
+def test_ftp_file_too_large_to_fetch_whole_is_a_failure_saying_so(
+    db, listing_ftp, monkeypatch
+) -> None:
+    from terrapipe.catalog.harvest import listing
+
+    root, base = listing_ftp["root"], listing_ftp["base"]
+    _tree(root)
+    monkeypatch.setattr(listing, "WHOLE_FILE_LIMIT", 1024)  # smaller than the GeoPackage
+    report = harvest(db, base, max_depth=0)
+    assert (report.added, report.failed) == (1, 0)  # the Landsat raster, by its header
+    report = harvest(db, base + "/vectors/")
+    assert report.failed == 1
+    error = report.failures[0].error
+    assert error.startswith(f"cannot read {base}/vectors/fields.gpkg")
+    assert "larger than the 1024 bytes fetched whole over FTP" in error
