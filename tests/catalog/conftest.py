@@ -174,3 +174,198 @@ def stac_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[StacApi]:
 def make_raster():
     """The :func:`write_raster` helper, as a fixture (test modules here are not a package)."""
     return write_raster
+
+
+# -- directory listings: a range-capable static HTTP server and an FTP server -----------
+
+
+class ServedBytes:
+    """What a listing server sent: file body bytes per path, and the requests."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.file_bytes: dict[str, int] = {}
+        self.requests: list[tuple[str, str, str | None]] = []
+
+    def add(self, path: str, n: int) -> None:
+        with self.lock:
+            self.file_bytes[path] = self.file_bytes.get(path, 0) + n
+
+    @property
+    def total(self) -> int:
+        return sum(self.file_bytes.values())
+
+
+def _range_handler(root: Path, served: ServedBytes) -> type:
+    """http.server's folder listing plus single ``Range: bytes=a-b`` requests on files."""
+    import os
+    import re
+    from http.server import SimpleHTTPRequestHandler
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            rng = self.headers.get("Range")
+            served.requests.append(("GET", self.path, rng))
+            local = self.translate_path(self.path)
+            if rng and os.path.isfile(local):
+                return self._range(local, rng)
+            return super().do_GET()
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            served.requests.append(("HEAD", self.path, None))
+            return super().do_HEAD()
+
+        def _range(self, local: str, rng: str) -> None:
+            size = os.path.getsize(local)
+            m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
+            if not m or int(m[1]) >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.end_headers()
+                return
+            start = int(m[1])
+            end = min(int(m[2]) if m[2] else size - 1, size - 1)
+            with open(local, "rb") as f:
+                f.seek(start)
+                body = f.read(end - start + 1)
+            self.send_response(206)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            served.add(self.path, len(body))
+
+        def copyfile(self, source: Any, outputfile: Any) -> None:
+            data = source.read()
+            outputfile.write(data)
+            if os.path.isfile(self.translate_path(self.path)):
+                served.add(self.path, len(data))
+
+    return Handler
+
+
+@pytest.fixture
+def listing_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A static HTTP server (http.server listing + Range) over ``tmp_path/www``."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    root = tmp_path / "www"
+    root.mkdir()
+    served = ServedBytes()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _range_handler(root, served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"root": root, "base": f"http://127.0.0.1:{server.server_address[1]}", "served": served}
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def listing_ftp(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """pyftpdlib over ``tmp_path/ftp`` (anonymous read), counting the data bytes it sent."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import DTPHandler, FTPHandler
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    root = tmp_path / "ftp"
+    root.mkdir()
+    served = ServedBytes()
+
+    class CountingDTP(DTPHandler):
+        # Loopback lets the kernel buffer megabytes ahead of the reader, which a real
+        # network does not: a 64 KiB send buffer makes "sent" mean "the client asked for".
+        def __init__(self, sock: Any, cmd_channel: Any) -> None:
+            import socket
+
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            super().__init__(sock, cmd_channel)
+
+        def close(self) -> None:
+            if not self._closed and self.cmd == "RETR" and self.file_obj is not None:
+                served.add(self.file_obj.name, self.get_transmitted_bytes())
+            super().close()
+
+    authorizer = DummyAuthorizer()
+    authorizer.add_anonymous(str(root), perm="elr")
+    handler = type(
+        "Handler",
+        (FTPHandler,),
+        {"authorizer": authorizer, "banner": "tp", "dtp_handler": CountingDTP},
+    )
+    server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True)
+    thread.start()
+    port = server.socket.getsockname()[1]
+    yield {"root": root, "base": f"ftp://127.0.0.1:{port}", "served": served}
+    server.close_all()
+    thread.join(timeout=5)
+
+
+NGINX_CONF = """
+worker_processes 1;
+error_log {prefix}/error.log;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    log_format bytes '$request_method $uri $status $body_bytes_sent "$http_range"';
+    access_log {prefix}/access.log bytes;
+    client_body_temp_path {prefix}/tmp; proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp; uwsgi_temp_path {prefix}/tmp; scgi_temp_path {prefix}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ autoindex on; }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def listing_nginx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """nginx with ``autoindex on`` over ``tmp_path/nginx-www``; its access log counts bytes."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        pytest.skip("nginx is not installed (scripts/ensure_services.sh installs it)")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    root, prefix = tmp_path / "nginx-www", tmp_path / "nginx"
+    root.mkdir()
+    (prefix / "tmp").mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=root))
+    proc = subprocess.Popen(
+        [exe, "-p", str(prefix), "-c", str(conf), "-g", "daemon off; user root;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"nginx did not start: {proc.stderr.read().decode()}")
+            time.sleep(0.05)
+
+    def access_log() -> list[list[str]]:
+        text = (prefix / "access.log").read_text() if (prefix / "access.log").exists() else ""
+        return [line.split(" ", 4) for line in text.splitlines()]
+
+    yield {"root": root, "base": f"http://127.0.0.1:{port}", "log": access_log}
+    proc.terminate()
+    proc.wait(timeout=10)

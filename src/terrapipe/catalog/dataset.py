@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import shapely
 from shapely.geometry import mapping
@@ -17,9 +18,36 @@ from shapely.geometry.base import BaseGeometry
 from terrapipe.catalog.geometry import Bbox, footprint_bbox
 
 
+def has_userinfo(uri: str) -> bool:
+    """Whether ``uri`` carries user info (``scheme://user[:password]@host/...``)."""
+    if "@" not in uri or "://" not in uri:
+        return False
+    try:
+        return "@" in urlsplit(uri).netloc
+    except ValueError:
+        return False
+
+
+def without_userinfo(uri: str) -> str:
+    """``uri`` without its user info: ``https://user:pass@host/x`` -> ``https://host/x``.
+
+    Both the user and the password go: a user part alone is often a token
+    (``https://TOKEN@host``). Credentials belong in the transfer provider settings.
+    """
+    if not has_userinfo(uri):
+        return uri
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetURI:
-    """One file of a dataset; ``local_path`` is set once it has been downloaded."""
+    """One file of a dataset; ``local_path`` is set once it has been downloaded.
+
+    A URI never keeps user info: it is removed on construction, so no write path can
+    store a password in the catalog (see :func:`without_userinfo`).
+    """
 
     uri: str
     role: str = "data"
@@ -29,6 +57,10 @@ class DatasetURI:
     checksum: str | None = None
     local_path: str | None = None
     id: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.uri, str) and "@" in self.uri:
+            object.__setattr__(self, "uri", without_userinfo(self.uri))
 
     def to_dict(self) -> dict[str, Any]:
         """The URI as a JSON-ready mapping."""

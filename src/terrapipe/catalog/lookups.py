@@ -6,16 +6,23 @@ become bound parameters. String matching is case-sensitive except the ``i...``
 operators (case folding is ASCII-only on SQLite). A properties lookup matches only values
 of the same JSON type as the given value: ``properties__cloud_cover__lt=20`` compares
 numbers, never strings.
+
+What a database would refuse is refused here first, naming the criterion: a NUL byte in a
+key or a text value, an integer outside 64 bits, more than :data:`MAX_CRITERIA` lookups.
+An ``__in`` list, however long, is one bound parameter (an array on PostgreSQL, a JSON
+array read by ``json_each`` on SQLite), so no parameter limit applies.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -42,7 +49,9 @@ TEXT_OPERATORS = (
     "iendswith",
 )
 OPERATORS = ("exact", *TEXT_OPERATORS, "in", "gt", "gte", "lt", "lte", "range", "isnull")
-_KEY = re.compile(r'^[^"\\]+$')
+_KEY = re.compile(r'^[^"\\\x00]+$')
+MAX_CRITERIA = 200  # SQLite parses AND chains as a tree at most 1,000 deep
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def valid_fields_text() -> str:
@@ -54,6 +63,8 @@ def parse_key(key: str) -> tuple[str, tuple[str, ...], str]:
     """(field, JSON key path, operator) of a lookup key; raises naming the valid choices."""
     if not isinstance(key, str) or not key:
         raise QueryError(f"invalid criteria key {key!r}: expected FIELD or FIELD__OPERATOR")
+    if "\x00" in key:
+        raise QueryError(f"invalid criteria key {key!r}: a key may not contain a NUL byte")
     field, *rest = key.split("__")
     if field not in FIELDS:
         raise QueryError(f"unknown field {field!r} in {key!r}; valid fields: {valid_fields_text()}")
@@ -80,6 +91,11 @@ def build_conditions(criteria: Mapping[str, Any], dialect: str) -> list[ColumnEl
     """SQL conditions (AND-ed by the caller) for every lookup in ``criteria``."""
     if not isinstance(criteria, Mapping):
         raise QueryError(f"invalid criteria {criteria!r}: expected a mapping of lookups")
+    if len(criteria) > MAX_CRITERIA:
+        raise QueryError(
+            f"too many criteria ({len(criteria)}): at most {MAX_CRITERIA} lookups per search; "
+            "use '__in' lists to match many values of one field"
+        )
     conditions = []
     for key, value in criteria.items():
         field, path, op = parse_key(key)
@@ -104,7 +120,8 @@ def _condition(
         )
     coerce = _COERCE[kind]
     if op == "in":
-        return column.in_([coerce(key, v) for v in _sequence(key, value)])
+        items = [coerce(key, v) for v in _sequence(key, value)]
+        return _in_list(column, items, kind, dialect)
     if op == "range":
         low, high = _pair(key, value)
         return sa.and_(column >= coerce(key, low), column <= coerce(key, high))
@@ -155,13 +172,41 @@ def _json_condition(
         items = [coerce(key, v) for v in _sequence(key, value)]
         for item in items:
             _same_kind(key, kind, item)
-        return column.in_(items)
+        return _in_list(column, items, kind, dialect)
     if op == "range":
         low, high = (coerce(key, v) for v in _pair(key, value))
         _same_kind(key, kind, low)
         _same_kind(key, kind, high)
         return sa.and_(column >= low, column <= high)
     return _compare(column, op, coerce(key, value), kind, dialect)
+
+
+_ARRAY_TYPES: dict[str, Any] = {
+    "int": sa.BigInteger(),
+    "str": sa.Text(),
+    "datetime": sa.DateTime(timezone=True),
+    "number": sa.Float(),
+    "bool": sa.Boolean(),
+}
+_SQLITE_DATETIME = sqlite.DATETIME().bind_processor(sqlite.dialect())
+
+
+def _in_list(column: Any, items: list[Any], kind: str, dialect: str) -> ColumnElement[bool]:
+    """``column IN items`` with the whole list as one bound parameter, however long.
+
+    PostgreSQL: ``column = ANY(:array)``; SQLite: ``column IN (SELECT value FROM
+    json_each(:json))``, datetimes in the text form SQLite stores them in.
+    """
+    if dialect == "postgresql":
+        if kind == "number":  # one element type per array: float8, as the compared value
+            items = [float(v) for v in items]
+        array = sa.bindparam(None, items, type_=ARRAY(_ARRAY_TYPES[kind]))
+        return column == sa.any_(array)
+    if kind == "datetime":
+        items = [_SQLITE_DATETIME(v.astimezone(UTC).replace(tzinfo=None)) for v in items]
+    document = sa.literal(json.dumps(items), sa.String)
+    values = sa.select(sa.column("value")).select_from(sa.func.json_each(document))
+    return column.in_(values.scalar_subquery())
 
 
 def _sample(key: str, op: str, value: Any) -> Any:
@@ -248,21 +293,40 @@ def _as_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise QueryError(f"invalid value {value!r} for {key!r}: expected an integer")
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise QueryError(f"invalid value {value!r} for {key!r}: expected an integer") from None
+    return _in_int64(key, number)
+
+
+def _in_int64(key: str, number: int) -> int:
+    if not INT64[0] <= number <= INT64[1]:
+        raise QueryError(
+            f"invalid value {_short(number)} for {key!r}: integers must fit in 64 bits "
+            f"({INT64[0]}..{INT64[1]})"
+        )
+    return number
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _as_str(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise QueryError(f"invalid value {value!r} for {key!r}: expected a string")
+    if "\x00" in value:
+        raise QueryError(
+            f"invalid value {_short(value)} for {key!r}: text may not contain a NUL byte"
+        )
     return value
 
 
 def _as_number(key: str, value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise QueryError(f"invalid value {value!r} for {key!r}: expected a number")
-    return value
+    return _in_int64(key, value) if isinstance(value, int) else value
 
 
 def _as_bool(key: str, value: Any) -> bool:

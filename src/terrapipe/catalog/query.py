@@ -26,7 +26,9 @@ Public API (all take an open :class:`terrapipe.store.Database` first)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import shapely
@@ -37,7 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from terrapipe.catalog.dataset import Dataset, DatasetURI, footprint_from_wkb
 from terrapipe.catalog.geometry import bbox_boxes, footprint_bbox, parse_geometry
-from terrapipe.catalog.lookups import build_conditions, parse_key
+from terrapipe.catalog.lookups import INT64, build_conditions, parse_key
 from terrapipe.catalog.models import RTREE_TABLE, datasets_table, uris_table
 from terrapipe.catalog.timespan import time_window
 from terrapipe.errors import DatasetNotFound, InvalidInput, QueryError
@@ -73,7 +75,7 @@ def search(
     """Datasets matching every filter, ordered by ``time_start`` then ``id``."""
     _check_page(limit, offset)
     t = datasets_table
-    with db.begin() as conn:
+    with _refused_as_query_error(), db.begin() as conn:
         where = _where(conn, criteria, begin, end, relative, geometry)
         order = (t.c.time_start.asc().nulls_last(), t.c.id)
         query = sa.select(*_COLUMNS).where(*where).order_by(*order).limit(limit).offset(offset)
@@ -92,7 +94,7 @@ def count(
     geometry: Any = None,
 ) -> int:
     """How many datasets :func:`search` would find without a limit."""
-    with db.begin() as conn:
+    with _refused_as_query_error(), db.begin() as conn:
         where = _where(conn, criteria, begin, end, relative, geometry)
         query = sa.select(sa.func.count()).select_from(datasets_table).where(*where)
         return int(conn.execute(query).scalar_one())
@@ -103,13 +105,16 @@ def get_dataset(db: Database, id_or_entry_id: int | str) -> Dataset:
     t = datasets_table
     if isinstance(id_or_entry_id, bool) or not isinstance(id_or_entry_id, int | str):
         raise InvalidInput(f"invalid dataset id {id_or_entry_id!r}: expected an id or entry_id")
-    with db.begin() as conn:
+    if isinstance(id_or_entry_id, str) and "\x00" in id_or_entry_id:
+        raise InvalidInput(f"invalid dataset id {id_or_entry_id!r}: contains a NUL byte")
+    with _refused_as_query_error(), db.begin() as conn:
         row = None
         if isinstance(id_or_entry_id, str):
             query = sa.select(*_COLUMNS).where(t.c.entry_id == id_or_entry_id)
             row = conn.execute(query).first()
-        if row is None and str(id_or_entry_id).strip().isdigit():
-            row = conn.execute(sa.select(*_COLUMNS).where(t.c.id == int(id_or_entry_id))).first()
+        number = _as_id(id_or_entry_id)
+        if row is None and number is not None:
+            row = conn.execute(sa.select(*_COLUMNS).where(t.c.id == number)).first()
         if row is None:
             raise DatasetNotFound(f"no dataset with id or entry_id {id_or_entry_id!r}")
         uris = _uris(conn, [row.id])
@@ -135,6 +140,38 @@ _COLUMNS = tuple(
         "harvest_source",
     )
 )
+
+
+def _as_id(value: int | str) -> int | None:
+    """A numeric dataset id from ``value``, None when it is not one (or beyond 64 bits)."""
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            return None
+        value = int(value)
+    return value if 0 <= value <= INT64[1] else None
+
+
+@contextmanager
+def _refused_as_query_error() -> Iterator[None]:
+    """A value the database refuses (bad data, a query too large) as a QueryError.
+
+    The checks in :mod:`terrapipe.catalog.lookups` come first; this is the backstop, so no
+    traceback with SQL and parameters ever reaches the user. Connection failures and other
+    operational errors are not the caller's mistake and pass through.
+    """
+    try:
+        yield
+    except (sa.exc.DataError, sa.exc.OperationalError) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
+        text = reason[0] if reason else type(exc).__name__
+        if isinstance(exc, sa.exc.OperationalError) and not _TOO_LARGE.search(text):
+            raise
+        raise QueryError(
+            f"the database refused the search criteria: {text}; simplify them"
+        ) from None
+
+
+_TOO_LARGE = re.compile(r"too large|too many|number of parameters|stack depth", re.IGNORECASE)
 
 
 def _check_page(limit: int, offset: int) -> None:

@@ -6,10 +6,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from terrapipe.catalog.dataset import Dataset
 from terrapipe.catalog.query import DEFAULT_LIMIT, get_dataset, search
-from terrapipe.cli.output import Column, console, print_json, show_progress, table
+from terrapipe.cli.output import Column, console, print_json, safe, show_progress, table
 from terrapipe.errors import HarvestError, QueryError
 from terrapipe.store import open_database
 
@@ -24,7 +25,9 @@ app = typer.Typer(
 @app.command("harvest")
 def harvest_command(
     source: str = typer.Argument(
-        ..., help="Folder, STAC catalog/collection file or URL, or STAC API URL."
+        ...,
+        help="Folder, STAC catalog/collection file or URL, STAC API URL, or a directory "
+        "listing (HTTP(S) index page, ftp:// folder).",
     ),
     collection: str | None = typer.Option(
         None, "--collection", help="Collection name for every item."
@@ -34,19 +37,21 @@ def harvest_command(
         "--search",
         help='STAC API search parameters as JSON, e.g. \'{"collections": ["x"]}\'.',
     ),
+    depth: int = typer.Option(
+        3, "--depth", help="Directory listings: how many folders below SOURCE to crawl."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Harvest datasets from SOURCE (idempotent: known entry ids are updated)."""
     from terrapipe.catalog.harvest import harvest  # rasterio/pyogrio load only when needed
 
     params = _json_object(search_json, "--search") if search_json else None
+    options = {"collection": collection, "search": params, "max_depth": depth}
     with open_database() as db:
         if show_progress(json_output):
-            report = _with_progress(
-                lambda cb: harvest(db, source, collection=collection, search=params, progress=cb)
-            )
+            report = _with_progress(lambda cb: harvest(db, source, progress=cb, **options))
         else:
-            report = harvest(db, source, collection=collection, search=params)
+            report = harvest(db, source, **options)
     _print_report(report, json_output)
 
 
@@ -167,7 +172,7 @@ def _print_report(report: HarvestReport, json_output: bool) -> None:
     else:
         out = console()
         counts = f"{report.added} added, {report.updated} updated, {report.failed} failed"
-        out.print(f"{report.source}: {counts}", highlight=False)
+        out.print(f"{report.source}: {counts}", markup=False, highlight=False)
         for failure in report.failures:
             out.print(
                 f"  failed {failure.entry_id}: {failure.error}", markup=False, highlight=False
@@ -197,12 +202,10 @@ def _print_dataset(d: Dataset) -> None:
         "harvest_error",
     ):
         if doc[key] is not None:
-            out.print(f"[bold]{key}[/]: {doc[key]}", highlight=False)
+            out.print(f"[bold]{key}[/]: {escape(safe(doc[key]))}", highlight=False)
     if d.properties:
-        out.print(
-            f"[bold]properties[/]: {json.dumps(d.properties, sort_keys=True, default=str)}",
-            highlight=False,
-        )
+        text = json.dumps(d.properties, sort_keys=True, default=str)
+        out.print(f"[bold]properties[/]: {escape(safe(text))}", highlight=False)
     for u in d.uris:
         extra = f" ({u.size} bytes)" if u.size is not None else ""
         local = f" -> {u.local_path}" if u.local_path else ""

@@ -2,11 +2,14 @@
 
 Public API::
 
-    harvest(db, source, *, collection=None, search=None, progress=None) -> HarvestReport
+    harvest(db, source, *, collection=None, search=None, max_depth=3, progress=None)
+        -> HarvestReport
     retry_failed(db, *, progress=None) -> HarvestReport
 
-``source`` is a folder, a STAC JSON file or URL, or a STAC API URL (``search`` holds the
-pystac-client search parameters, e.g. ``{"collections": ["c"], "datetime": "2024"}``).
+``source`` is a folder, a STAC JSON file or URL, a STAC API URL (``search`` holds the
+pystac-client search parameters, e.g. ``{"collections": ["c"], "datetime": "2024"}``),
+or a directory listing: an HTTP(S) index page or an ``ftp://`` folder, crawled at most
+``max_depth`` folders deep (:mod:`terrapipe.catalog.harvest.listing`).
 Harvesting is idempotent: the same ``entry_id`` updates its dataset. Items are saved in
 batches, one transaction each (a batch that fails in the database is retried item by
 item), so nothing is half-inserted. Unreadable items are kept with status ``failed`` and
@@ -22,8 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from terrapipe.catalog.dataset import Dataset
-from terrapipe.catalog.harvest import folder, stac
+from terrapipe.catalog.dataset import Dataset, without_userinfo
+from terrapipe.catalog.harvest import folder, listing, stac
 from terrapipe.catalog.harvest.report import Failure, HarvestReport
 from terrapipe.catalog.ingest import record_failure, save_batch
 from terrapipe.catalog.models import datasets_table
@@ -42,18 +45,27 @@ def harvest(
     *,
     collection: str | None = None,
     search: Mapping[str, Any] | None = None,
+    max_depth: int = listing.DEFAULT_DEPTH,
     progress: Progress | None = None,
 ) -> HarvestReport:
     """Harvest every item of ``source`` into the catalog and report the counts."""
     if collection is not None and (not isinstance(collection, str) or not collection.strip()):
         raise HarvestError(f"invalid collection {collection!r}: must be a non-empty name")
     text = str(source)
-    if text.startswith(("http://", "https://")):
+    shown = without_userinfo(text)
+    if text.lower().startswith("ftp://"):
+        kind = "listing"
+        total, items = listing.iter_listing(text, collection=collection, max_depth=max_depth)
+    elif text.startswith(("http://", "https://")):
         if stac.open_api(text) is not None:
-            report = HarvestReport(source=text, kind="stac-api")
+            report = HarvestReport(source=shown, kind="stac-api")
             items = stac.iter_api(text, collection=collection, search=search)
             return _run(db, items, report, None, progress)
-        kind, items, total = "stac", stac.iter_static(text, collection=collection), None
+        if listing.is_listing(text):
+            kind = "listing"
+            total, items = listing.iter_listing(text, collection=collection, max_depth=max_depth)
+        else:
+            kind, items, total = "stac", stac.iter_static(text, collection=collection), None
     else:
         path = Path(text).expanduser()
         if not path.exists():
@@ -70,7 +82,7 @@ def harvest(
             )
     if search:
         raise HarvestError(f"search parameters apply to a STAC API only, not to {text!r}")
-    return _run(db, items, HarvestReport(source=text, kind=kind), total, progress)
+    return _run(db, items, HarvestReport(source=shown, kind=kind), total, progress)
 
 
 def retry_failed(db: Database, *, progress: Progress | None = None) -> HarvestReport:
@@ -91,6 +103,8 @@ def _retry_one(entry_id: str, source: dict[str, Any]) -> tuple[str, Dataset | Fa
     kind, collection = source.get("kind"), source.get("collection")
     if kind == "file" and source.get("path"):
         return entry_id, folder.harvest_file(Path(source["path"]), collection=collection)
+    if kind == "listing_file" and source.get("url"):
+        return entry_id, listing.harvest_url(source["url"], collection=collection)
     if kind in ("stac_item", "stac_catalog") and source.get("href"):
         if kind == "stac_catalog":
             return entry_id, Failure(entry_id, "a STAC catalog failed: harvest it again", source)

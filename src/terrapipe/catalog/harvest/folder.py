@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pyogrio
@@ -64,11 +64,22 @@ def folder_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def product_of(path: PurePath) -> ProductInfo | None:
+    """The well-known product a raster file's name denotes; None for vectors and others.
+
+    A vector file named after a scene (an outline, a mask) is not the scene: it gets no
+    platform or instrument and keeps its path as entry id, so it never collides with the
+    scene's raster of the same stem.
+    """
+    if path.suffix.lower() not in RASTER_SUFFIXES:
+        return None
+    return parse_product_name(path.name.split(".")[0])
+
+
 def entry_id_for(path: Path) -> str:
-    """The entry id of a file: its stem for a well-known product name, else its path."""
+    """The entry id of a file: its stem for a well-known product raster, else its path."""
     path = path.resolve()
-    stem = path.name.split(".")[0]
-    return stem if parse_product_name(stem) else path.as_posix()
+    return path.name.split(".")[0] if product_of(path) else path.as_posix()
 
 
 def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Failure:
@@ -76,22 +87,22 @@ def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Fail
     path = path.resolve()
     source = {"kind": "file", "path": path.as_posix(), "collection": collection}
     entry_id = entry_id_for(path)
-    product = parse_product_name(path.name.split(".")[0])
+    product = product_of(path)
     default_collection = collection or (product.family if product else path.parent.name)
     try:
         if path.suffix.lower() in VECTOR_SUFFIXES:
-            meta = _vector_metadata(path)
+            meta = vector_metadata(path)
         else:
-            meta = _raster_metadata(path)
+            meta = raster_metadata(path)
     except Exception as exc:  # any read error is reported per file, never fatal
         return Failure(
             entry_id=entry_id,
-            error=f"cannot read {path}: {_one_line(exc)}",
+            error=f"cannot read {path}: {one_line(exc)}",
             source=source,
             title=path.name,
             collection=default_collection,
         )
-    start, end = _times(meta.pop("tags"), path.name, product)
+    start, end = times(meta.pop("tags"), path.name, product)
     return Dataset(
         entry_id=entry_id,
         title=path.name,
@@ -116,7 +127,8 @@ def iter_folder(root: Path, *, collection: str | None = None) -> Iterator[Datase
         yield harvest_file(path, collection=collection)
 
 
-def _raster_metadata(path: Path) -> dict[str, Any]:
+def raster_metadata(path: Path | str) -> dict[str, Any]:
+    """Footprint, tags and grid of a raster (a path, or a GDAL ``/vsi...`` name)."""
     with rasterio.open(path) as src:
         if src.crs is None:
             raise HarvestError("the raster has no CRS (georeferencing is never assumed)")
@@ -137,7 +149,8 @@ def _raster_metadata(path: Path) -> dict[str, Any]:
         }
 
 
-def _vector_metadata(path: Path) -> dict[str, Any]:
+def vector_metadata(path: Path | str) -> dict[str, Any]:
+    """Footprint over every layer, layers and feature count of a vector file."""
     layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     infos = [pyogrio.read_info(path, layer=layer, force_total_bounds=True) for layer in layers]
     bounded = [
@@ -166,9 +179,10 @@ def _vector_metadata(path: Path) -> dict[str, Any]:
     }
 
 
-def _times(
+def times(
     tags: dict[str, str], name: str, product: ProductInfo | None
 ) -> tuple[datetime | None, datetime | None]:
+    """(start, end): from tags, else the product name, else a date in the name."""
     start = _first_time(tags, _START_TAGS)
     if start is None and product is not None:
         start = product.acquired
@@ -221,6 +235,7 @@ def _uris(path: Path) -> Iterator[DatasetURI]:
                 )
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's text, for a per-file failure."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -7,11 +7,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# Collection 1/2 product ids: LXSS_LLLL_PPPRRR_YYYYMMDD[_yyyymmdd]_CC_TX[_BAND].
+# The processing date is often dropped in shortened names (LE07_L2SP_225078_20110306_02_T1_B1);
+# the band/file suffix (B1, SR_B4, ST_B10, QA_PIXEL, MTL) is kept as ``band``.
 _LANDSAT = re.compile(
-    r"^L(?P<sensor>[COTEM])(?P<sat>0[1-9])_(?P<level>[A-Z0-9]{4})_(?P<path>\d{3})(?P<row>\d{3})_"
-    r"(?P<acq>\d{8})_(?P<proc>\d{8})_(?P<coll>\d{2})_(?P<tier>T1|T2|RT)",
+    r"^L(?P<sensor>[COTEM])(?P<sat>0[1-9])_(?P<level>L[12][A-Z0-9]{2})_(?P<path>\d{3})(?P<row>\d{3})"
+    r"_(?P<acq>\d{8})(?:_(?P<proc>\d{8}))?_(?P<coll>\d{2})_(?P<tier>T1|T2|RT)"
+    r"(?:_(?P<band>\w[\w-]*))?$",
     re.IGNORECASE,
 )
+# Pre-collection scene ids: LXSPPPRRRYYYYDDDGSIVV (LC80440342016259LGN00).
+_LANDSAT_SCENE = re.compile(
+    r"^L(?P<sensor>[COTEM])(?P<sat>[1-9])(?P<path>\d{3})(?P<row>\d{3})(?P<year>\d{4})"
+    r"(?P<doy>\d{3})(?P<station>[A-Z]{3})(?P<version>\d{2})(?:_(?P<band>\w[\w-]*))?$",
+    re.IGNORECASE,
+)
+# Which sensor letters each Landsat mission flew: a name outside this is not Landsat.
+_LANDSAT_MISSIONS = {
+    1: "M",
+    2: "M",
+    3: "M",
+    4: "MT",
+    5: "MT",
+    7: "E",
+    8: "COT",
+    9: "COT",
+}
 _SENTINEL2 = re.compile(
     r"^S2(?P<unit>[A-D])_MSI(?P<level>L1C|L2A)_(?P<acq>\d{8}T\d{6})_N\d{4}_R(?P<orbit>\d{3})_"
     r"T(?P<tile>\d{2}[A-Z]{3})_\d{8}T\d{6}",
@@ -45,24 +66,8 @@ class ProductInfo:
 
 def parse_product_name(name: str) -> ProductInfo | None:
     """Landsat or Sentinel-1/2 product information from a file or product name, if any."""
-    if m := _LANDSAT.match(name):
-        sat, sensor = m["sat"], m["sensor"].upper()
-        instrument = ("tirs" if sat in ("08", "09") else "tm") if sensor == "T" else None
-        return ProductInfo(
-            family="landsat",
-            product_id=m.group(0).upper(),
-            platform=f"landsat-{int(sat)}",
-            instrument=instrument or _LANDSAT_SENSORS[sensor],
-            provider="USGS",
-            acquired=_stamp(m["acq"]),
-            properties={
-                "processing_level": m["level"].upper(),
-                "wrs_path": m["path"],
-                "wrs_row": m["row"],
-                "collection_number": m["coll"],
-                "tier": m["tier"].upper(),
-            },
-        )
+    if info := _landsat(name):
+        return info
     if m := _SENTINEL2.match(name):
         return ProductInfo(
             family="sentinel-2",
@@ -98,6 +103,45 @@ def parse_product_name(name: str) -> ProductInfo | None:
             properties={"mode": m["mode"].upper(), "product_type": m["type"].upper()},
         )
     return None
+
+
+def _landsat(name: str) -> ProductInfo | None:
+    """A Landsat product or scene id (Collection 1/2 or pre-collection), if ``name`` is one."""
+    properties: dict[str, Any]
+    if m := _LANDSAT.match(name):
+        acquired = _stamp(m["acq"])
+        product_id = name[: m.end("tier")].upper()
+        properties = {
+            "processing_level": m["level"].upper(),
+            "wrs_path": m["path"],
+            "wrs_row": m["row"],
+            "collection_number": m["coll"],
+            "tier": m["tier"].upper(),
+        }
+    elif m := _LANDSAT_SCENE.match(name):
+        try:
+            acquired = datetime.strptime(m["year"] + m["doy"], "%Y%j").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        product_id = name[: m.end("version")].upper()
+        properties = {"wrs_path": m["path"], "wrs_row": m["row"], "station": m["station"].upper()}
+    else:
+        return None
+    sat, sensor = int(m["sat"]), m["sensor"].upper()
+    if sensor not in _LANDSAT_MISSIONS.get(sat, "") or acquired is None:
+        return None
+    if m["band"]:
+        properties["band"] = m["band"].upper()
+    instrument = ("tirs" if sat >= 8 else "tm") if sensor == "T" else _LANDSAT_SENSORS[sensor]
+    return ProductInfo(
+        family="landsat",
+        product_id=product_id,
+        platform=f"landsat-{sat}",
+        instrument=instrument,
+        provider="USGS",
+        acquired=acquired,
+        properties=properties,
+    )
 
 
 def date_from_name(name: str) -> datetime | None:

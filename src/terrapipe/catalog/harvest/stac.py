@@ -7,6 +7,7 @@ own href a ``metadata`` URI. An item that cannot be read or has no geometry is a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import pystac
 from shapely.geometry import shape
 
-from terrapipe.catalog.dataset import Dataset, DatasetURI
+from terrapipe.catalog.dataset import Dataset, DatasetURI, has_userinfo, without_userinfo
 from terrapipe.catalog.geometry import normalize_footprint
 from terrapipe.catalog.harvest.report import Failure
 from terrapipe.catalog.timespan import parse_datetime
 from terrapipe.errors import HarvestError
+
+log = logging.getLogger(__name__)
 
 API_TIMEOUT = 60.0  # seconds per STAC API request
 _TIME_KEYS = ("datetime", "start_datetime", "end_datetime")
@@ -54,7 +57,7 @@ def item_to_dataset(item: pystac.Item, *, collection: str | None = None) -> Data
         footprint=footprint,
         properties={k: v for k, v in props.items() if k not in _LIFTED},
         uris=tuple(_uris(item, self_href)),
-        harvest_source={"kind": "stac_item", "href": self_href, "collection": collection},
+        harvest_source={"kind": "stac_item", "href": _bare(self_href), "collection": collection},
     )
 
 
@@ -111,10 +114,11 @@ def read_item(href: str, *, collection: str | None = None) -> Dataset | Failure:
     try:
         item = pystac.Item.from_file(href)
     except Exception as exc:
+        bare = without_userinfo(href)
         return Failure(
-            entry_id=href,
-            error=f"cannot read STAC item {href!r}: {_one_line(exc)}",
-            source={"kind": "stac_item", "href": href, "collection": collection},
+            entry_id=bare,
+            error=f"cannot read STAC item {bare!r}: {_one_line(exc)}",
+            source={"kind": "stac_item", "href": bare, "collection": collection},
         )
     return _convert(item, collection)
 
@@ -136,10 +140,11 @@ def _walk(
         try:
             child = pystac.read_file(href)
         except Exception as exc:
+            bare = without_userinfo(href)
             yield Failure(
-                entry_id=href,
-                error=f"cannot read STAC catalog {href!r}: {_one_line(exc)}",
-                source={"kind": "stac_catalog", "href": href, "collection": collection},
+                entry_id=bare,
+                error=f"cannot read STAC catalog {bare!r}: {_one_line(exc)}",
+                source={"kind": "stac_catalog", "href": bare, "collection": collection},
             )
             continue
         if isinstance(child, pystac.Catalog):
@@ -152,7 +157,11 @@ def _convert(
     try:
         return item_to_dataset(item, collection=collection)
     except HarvestError as exc:
-        source = {"kind": "stac_item", "href": item.get_self_href(), "collection": collection}
+        source = {
+            "kind": "stac_item",
+            "href": _bare(item.get_self_href()),
+            "collection": collection,
+        }
         if api:
             source.update(api=api, id=item.id, item_collection=item.collection_id)
         return Failure(
@@ -168,6 +177,8 @@ def _uris(item: pystac.Item, self_href: str | None) -> Iterator[DatasetURI]:
     hrefs = set()
     for key, asset in item.assets.items():
         href = asset.get_absolute_href() or asset.href
+        if has_userinfo(href):
+            _warn_userinfo(item.id, key, href)
         hrefs.add(href)
         roles = asset.roles or []
         role = next((_ROLES[r] for r in roles if r in _ROLES), roles[0] if roles else "data")
@@ -184,6 +195,22 @@ def _uris(item: pystac.Item, self_href: str | None) -> Iterator[DatasetURI]:
         yield DatasetURI(
             uri=self_href, role="metadata", name="stac-item", media_type="application/geo+json"
         )
+
+
+def _bare(href: str | None) -> str | None:
+    return without_userinfo(href) if href else href
+
+
+def _warn_userinfo(item_id: str, asset: str, href: str) -> None:
+    """Say that a credential in an href was dropped, naming the host, never the secret."""
+    host = without_userinfo(href).split("://", 1)[-1].split("/", 1)[0]
+    log.warning(
+        "STAC item %r, asset %r: the href carried user info (a credential); it is stored "
+        "without it. Give the credentials for %s in the transfer provider settings.",
+        item_id,
+        asset,
+        host,
+    )
 
 
 def _time(value: Any) -> datetime | None:
