@@ -76,6 +76,23 @@ class DatasetURI:
         }
 
 
+# The fields a person reads first about a dataset (`catalog show`), in that order.
+SUMMARY_FIELDS = (
+    "id",
+    "entry_id",
+    "title",
+    "collection",
+    "platform",
+    "instrument",
+    "provider",
+    "time_start",
+    "time_end",
+    "bbox",
+    "harvest_status",
+    "harvest_error",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Dataset:
     """A cataloged dataset with its URIs; ``id`` is None until it is stored."""

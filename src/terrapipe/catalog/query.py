@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import shapely
 import sqlalchemy as sa
@@ -61,22 +61,36 @@ _rtree = sa.table(
 )
 
 
+class Filters(TypedDict, total=False):
+    """The filters :func:`search` and :func:`count` take besides ``criteria``.
+
+    ``begin``/``end``: the time range (datetimes or ISO 8601 text); ``relative``: a span
+    back from now (``7d``, ``12h``); ``geometry``: a shapely geometry, WKT, GeoJSON or a
+    ``minx,miny,maxx,maxy`` bbox, in EPSG:4326.
+    """
+
+    begin: Any
+    end: Any
+    relative: str | None
+    geometry: Any
+
+
+FILTER_NAMES = tuple(Filters.__annotations__)
+
+
 def search(
     db: Database,
     criteria: Mapping[str, Any] | None = None,
     *,
-    begin: Any = None,
-    end: Any = None,
-    relative: str | None = None,
-    geometry: Any = None,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
+    **filters: Unpack[Filters],
 ) -> list[Dataset]:
     """Datasets matching every filter, ordered by ``time_start`` then ``id``."""
     _check_page(limit, offset)
     t = datasets_table
     with _refused_as_query_error(), db.begin() as conn:
-        where = _where(conn, criteria, begin, end, relative, geometry)
+        where = _where(conn, criteria, **_filters(filters))
         order = (t.c.time_start.asc().nulls_last(), t.c.id)
         query = sa.select(*_COLUMNS).where(*where).order_by(*order).limit(limit).offset(offset)
         rows = conn.execute(query).all()
@@ -85,19 +99,20 @@ def search(
 
 
 def count(
-    db: Database,
-    criteria: Mapping[str, Any] | None = None,
-    *,
-    begin: Any = None,
-    end: Any = None,
-    relative: str | None = None,
-    geometry: Any = None,
+    db: Database, criteria: Mapping[str, Any] | None = None, **filters: Unpack[Filters]
 ) -> int:
     """How many datasets :func:`search` would find without a limit."""
     with _refused_as_query_error(), db.begin() as conn:
-        where = _where(conn, criteria, begin, end, relative, geometry)
+        where = _where(conn, criteria, **_filters(filters))
         query = sa.select(sa.func.count()).select_from(datasets_table).where(*where)
         return int(conn.execute(query).scalar_one())
+
+
+def _filters(given: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(FILTER_NAMES))
+    if unknown:
+        raise QueryError(f"unknown filter {unknown[0]!r}; filters: {', '.join(FILTER_NAMES)}")
+    return {name: given.get(name) for name in FILTER_NAMES}
 
 
 def get_dataset(db: Database, id_or_entry_id: int | str) -> Dataset:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from terrapipe.catalog.dataset import Dataset
+from terrapipe.catalog.dataset import SUMMARY_FIELDS, Dataset
 from terrapipe.catalog.query import DEFAULT_LIMIT, get_dataset, search
 from terrapipe.cli.output import Column, console, print_json, safe, show_progress, table
 from terrapipe.errors import HarvestError, QueryError
@@ -187,20 +187,7 @@ def _print_report(report: HarvestReport, json_output: bool) -> None:
 def _print_dataset(d: Dataset) -> None:
     out = console()
     doc = d.to_dict()
-    for key in (
-        "id",
-        "entry_id",
-        "title",
-        "collection",
-        "platform",
-        "instrument",
-        "provider",
-        "time_start",
-        "time_end",
-        "bbox",
-        "harvest_status",
-        "harvest_error",
-    ):
+    for key in SUMMARY_FIELDS:
         if doc[key] is not None:
             out.print(f"[bold]{key}[/]: {escape(safe(doc[key]))}", highlight=False)
     if d.properties:

@@ -24,7 +24,7 @@ from terrapipe.transfer.download import RemoteFile, file_name_of
 from terrapipe.transfer.fetchers import SCHEMES
 from terrapipe.transfer.manager import DatasetRecord
 
-SEARCH_KEYWORDS = ("begin", "end", "relative", "geometry")
+SEARCH_KEYWORDS = query.FILTER_NAMES  # the keywords of search() besides the lookups
 
 
 def split_criteria(criteria: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
