@@ -17,6 +17,8 @@ from terrapipe.core import rules
 from terrapipe.core.states import NODE_BAD, NODE_FINAL, NODE_OK, NodeState, RunState
 from terrapipe.core.workflow import Workflow
 
+_PENDING = NodeState.PENDING  # a module constant: enum attribute look-ups cost on hot paths
+
 # Kept for callers of the first wave; the sets live in core.states.
 DONE = NODE_FINAL
 OK = NODE_OK
@@ -33,7 +35,7 @@ class Instance:
     item: Any = None
     item_id: str | None = None
     item_key: Any = None
-    state: str = NodeState.PENDING
+    state: str = _PENDING
     reason: str | None = None
     cache_key: str | None = None
     outputs: Any = None
@@ -148,7 +150,7 @@ class RunPlan:
             keys = [f"{name}[{index}]"] if index is not None else self.by_node.get(name, ())
             for key in keys:
                 inst = instances.get(key)
-                if inst is None or inst.state != NodeState.PENDING or key in submitted:
+                if inst is None or inst.state != _PENDING or key in submitted:
                     continue
                 verdict = rules.readiness(workflow, inst, self)
                 if verdict == "ready":

@@ -29,6 +29,7 @@ from terrapipe.core.states import NODE_BAD, NODE_FINAL, NODE_OK, NodeState, RunS
 from terrapipe.core.workflow import Workflow
 
 Readiness = Literal["ready", "wait", "upstream_failed"]
+_SKIPPED = NodeState.SKIPPED  # module constant: enum attribute look-ups cost on hot paths
 
 
 class InstanceState(Protocol):
@@ -225,7 +226,7 @@ def inputs_for(
         if up == node.map_over and mapped_up:
             src = view.instance(f"{up}[{inst.map_index}]")
             assert src is not None
-            item = None if src.state == NodeState.SKIPPED else src.outputs
+            item = None if src.state == _SKIPPED else src.outputs
             inputs[up] = item
             keys[up] = src.cache_key if src.state in NODE_OK else str(src.state)
         elif up == node.map_over:

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from terrapipe.core.states import RUN_ACTIVE, NodeState, RunState
 from terrapipe.store.db import Database
 from terrapipe.store.models import ArtifactRecord, CacheEntry, NodeRecord, RunRecord
 
@@ -24,6 +25,7 @@ cache_t = CacheEntry.__table__
 artifacts_t = ArtifactRecord.__table__
 
 HISTORY_RUNS = 5
+_UNFINISHED = (NodeState.PENDING, NodeState.QUEUED, NodeState.RUNNING)
 
 
 def utcnow() -> dt.datetime:
@@ -33,7 +35,7 @@ def utcnow() -> dt.datetime:
 # -- runs ------------------------------------------------------------------------------
 def create_run(db: Database, **values: Any) -> None:
     values.setdefault("created_at", utcnow())
-    values.setdefault("state", "queued")
+    values.setdefault("state", RunState.QUEUED)
     values.setdefault("progress", 0.0)
     values.setdefault("cancel_requested", False)
     with db.begin() as conn:
@@ -91,7 +93,7 @@ def active_owned_runs(db: Database, host: str) -> list[dict[str, Any]]:
     query = sa.select(
         runs_t.c.id, runs_t.c.owner_host, runs_t.c.owner_pid, runs_t.c.owner_started
     ).where(
-        runs_t.c.state.in_(("queued", "running")),
+        runs_t.c.state.in_(sorted(RUN_ACTIVE)),
         runs_t.c.owner_host == host,
         runs_t.c.owner_pid.is_not(None),
     )
@@ -117,10 +119,10 @@ def mark_interrupted(
             runs_t.update()
             .where(
                 runs_t.c.id == run_id,
-                runs_t.c.state.in_(("queued", "running")),
+                runs_t.c.state.in_(sorted(RUN_ACTIVE)),
                 owner_match,
             )
-            .values(state="interrupted", finished_at=now, error=error)
+            .values(state=RunState.INTERRUPTED, finished_at=now, error=error)
         )
         if result.rowcount != 1:
             return False
@@ -128,9 +130,9 @@ def mark_interrupted(
             nodes_t.update()
             .where(
                 nodes_t.c.run_id == run_id,
-                nodes_t.c.state.in_(("pending", "queued", "running")),
+                nodes_t.c.state.in_(_UNFINISHED),
             )
-            .values(state="cancelled", reason="run interrupted", finished_at=now)
+            .values(state=NodeState.CANCELLED, reason="run interrupted", finished_at=now)
         )
     return True
 
