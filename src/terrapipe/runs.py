@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from terrapipe.core.context import RunStore
-from terrapipe.core.owner import Owner, hostname, owner_gone
+from terrapipe.core.owner import Owner, current_owner, hostname, owner_gone
 from terrapipe.core.plan import RunPlan
 from terrapipe.core.runs import NodeView, Run, run_from_plan, run_from_rows
 from terrapipe.core.states import RUN_ACTIVE, RunState, parse_run_state
@@ -278,7 +278,17 @@ def resume_run(
                 "can be resumed"
             )
         wf = find_workflow(run.workflow, run.workflow_version, modules=modules)
-        if not runstore.restart_run(database, run.id, from_states=RESUMABLE, engine=engine):
+        owner = current_owner()  # a reader meanwhile must not judge the dead owner again
+        restarted = runstore.restart_run(
+            database,
+            run.id,
+            from_states=RESUMABLE,
+            engine=engine,
+            owner_host=owner.host,
+            owner_pid=owner.pid,
+            owner_started=owner.started,
+        )
+        if not restarted:
             raise InvalidInput(f"run {run.id} is being resumed elsewhere")
         handed = True
         return _hand_off(

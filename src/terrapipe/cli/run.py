@@ -56,7 +56,11 @@ def progress_bar(
 def run_command(
     workflow: str = typer.Argument(..., help="Workflow name (see `terrapipe workflows list`)."),
     param: list[str] = typer.Option([], "--param", "-p", help="A parameter, key=value."),
-    engine: str = typer.Option("local", "--engine", help="Engine: local."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="Engine: local, or one registered as a terrapipe.engines entry point.",
+    ),
     workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Pool size."),
     force: bool = typer.Option(False, "--force", help="Rerun every node, ignoring the cache."),
     version: str | None = typer.Option(None, "--version", help="Workflow version."),
