@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from terrapipe.core.plan import RunPlan
-from terrapipe.core.states import NODE_FINAL, NODE_OK, NodeState, RunState, node_state, run_state
+from terrapipe.core.states import (
+    NODE_FINAL,
+    NODE_OK,
+    STATE_TEXT,
+    NodeState,
+    RunState,
+    node_state,
+    run_state,
+)
 from terrapipe.core.values import decode_outputs, encode_outputs, outputs_for_humans
 
 
@@ -106,9 +114,8 @@ class Run:
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for inst in self.instances:
-            state = inst.state.value
-            out[state] = out.get(state, 0) + 1
-        return out
+            out[inst.state] = out.get(inst.state, 0) + 1
+        return {STATE_TEXT[k]: v for k, v in out.items()}  # plain keys: any JSON encoder
 
     @property
     def finished(self) -> bool:

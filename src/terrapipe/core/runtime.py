@@ -12,7 +12,7 @@ from typing import Any
 from terrapipe.core.context import RunStore
 from terrapipe.core.owner import Owner
 from terrapipe.core.plan import Instance, RunPlan, utcnow
-from terrapipe.core.states import NodeState, RunState
+from terrapipe.core.states import STATE_TEXT, NodeState, RunState
 from terrapipe.core.values import decode_outputs
 from terrapipe.settings import Settings
 from terrapipe.store import runstore
@@ -122,7 +122,7 @@ class StoreRuntime:
                 "item_id": inst.item_id,
                 "task_name": node.task.name,
                 "task_version": str(node.task.version),
-                "state": inst.state,
+                "state": STATE_TEXT[inst.state],
                 "reason": inst.reason,
                 "cache_key": inst.cache_key,
                 "attempts": inst.attempts,

@@ -87,6 +87,12 @@ RUN_ACTIVE = frozenset({RunState.QUEUED, RunState.RUNNING})
 
 _NODE_STATES = {s.value: s for s in NodeState}
 _RUN_STATES = {s.value: s for s in RunState}
+#: Member (or its string) -> the plain ``str``, for database drivers: sqlite3 binds an
+#: exact ``str`` directly but adapts a subclass, which costs more than the insert itself.
+STATE_TEXT: dict[str, str] = {
+    **{s: s.value for s in NodeState},
+    **{s: s.value for s in RunState},
+}
 
 
 def node_state(value: str) -> NodeState:
