@@ -9,6 +9,7 @@ each into a layer record, a quicklook and a STAC item.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,51 +139,53 @@ class Publish(Task):
             return True
         from terrapipe.publish.layers import get_layer
 
-        # a deleted layer record is published again
-        return any(
-            get_layer(ctx.db, name) is None for name in (ctx.cached_outputs or {}).get("layers", [])
-        )
+        # a deleted layer record is published again (looked up in the run's store)
+        with nullcontext(ctx.db) as db:
+            return any(
+                get_layer(db, name) is None for name in (ctx.cached_outputs or {}).get("layers", [])
+            )
 
     def run(self, ctx: Context) -> dict[str, Any]:
         from terrapipe.pipelines.quicklook import quicklook
         from terrapipe.publish.layers import publish_layer, set_stac_item
         from terrapipe.publish.stac import write_item
 
-        settings, db = ctx.settings, ctx.db  # the run's store, never the default one
+        settings = ctx.settings
         layers = [spec for spec in _layer_specs(ctx.inputs)]
         names, items = [], []
-        for spec in layers:
-            roi = roi_from_output(spec["roi"])
-            files = [Path(f) for f in spec["files"]]
-            preview = ctx.artifact_path(
-                artifact_name(spec["dataset"], spec["roi"], spec["algorithm_version"], "png")
-            )
-            quicklook(files[0], preview, title=f"{spec['dataset']} · {roi.label}")
-            layer = publish_layer(
-                db,
-                dataset=spec["dataset"],
-                roi=roi.slug,
-                kind=spec["kind"],
-                algorithm_version=spec["algorithm_version"],
-                files=[*files, ctx.stored_path(preview)],
-                workflow=ctx.workflow_name,
-                roi_info=roi.to_dict(),
-                properties=spec["properties"],
-                run_id=ctx.run_id,
-            )
-            info = roi.to_dict()
-            href = write_item(
-                settings.stac_dir,
-                layer,
-                geometry=info["geometry_4326"],
-                bbox=info["bbox_4326"],
-                derived_from=spec["derived_from"],
-                lineage=f"{layer.workflow}: {spec['dataset']} algorithm v"
-                f"{spec['algorithm_version']} for {roi.label}",
-            )
-            set_stac_item(db, layer.name, str(href))
-            names.append(layer.name)
-            items.append(href)
+        with nullcontext(ctx.db) as db:  # the run's store, never the default database
+            for spec in layers:
+                roi = roi_from_output(spec["roi"])
+                files = [Path(f) for f in spec["files"]]
+                preview = ctx.artifact_path(
+                    artifact_name(spec["dataset"], spec["roi"], spec["algorithm_version"], "png")
+                )
+                quicklook(files[0], preview, title=f"{spec['dataset']} · {roi.label}")
+                layer = publish_layer(
+                    db,
+                    dataset=spec["dataset"],
+                    roi=roi.slug,
+                    kind=spec["kind"],
+                    algorithm_version=spec["algorithm_version"],
+                    files=[*files, ctx.stored_path(preview)],
+                    workflow=ctx.workflow_name,
+                    roi_info=roi.to_dict(),
+                    properties=spec["properties"],
+                    run_id=ctx.run_id,
+                )
+                info = roi.to_dict()
+                href = write_item(
+                    settings.stac_dir,
+                    layer,
+                    geometry=info["geometry_4326"],
+                    bbox=info["bbox_4326"],
+                    derived_from=spec["derived_from"],
+                    lineage=f"{layer.workflow}: {spec['dataset']} algorithm v"
+                    f"{spec['algorithm_version']} for {roi.label}",
+                )
+                set_stac_item(db, layer.name, str(href))
+                names.append(layer.name)
+                items.append(href)
         return {"layers": names, "stac_items": items}
 
 

@@ -86,13 +86,14 @@ class SelectDatasets(Task):
         p = ctx.params
         criteria = _criteria(p["query"], p["begin"], p["end"], p["geometry"])
         limit = p["safety_limit"]
-        source = CatalogSource(ctx.db)
-        found = source.select(criteria, limit + 1)
-        if len(found) > limit:
-            raise SafetyLimitExceeded(
-                f"{source.count(criteria)} datasets match, more than the safety limit of "
-                f"{limit}; nothing was downloaded"
-            )
+        with contextlib.nullcontext(ctx.db) as db:  # the run's store, not the default one
+            source = CatalogSource(db)
+            found = source.select(criteria, limit + 1)
+            if len(found) > limit:
+                raise SafetyLimitExceeded(
+                    f"{source.count(criteria)} datasets match, more than the safety limit of "
+                    f"{limit}; nothing was downloaded"
+                )
         if not found:
             raise NoDatasetsFound(f"no dataset matches the criteria {criteria!r}")
         return [int(r.key) for r in found]
@@ -120,8 +121,7 @@ class FetchDataset(Task):
 
         dataset_id = int(ctx.item)
         providers = ProviderRegistry.from_file(ctx.params["provider_settings"] or None)
-        db = ctx.db  # the run's store, never the default database
-        with _dataset_lock(dataset_id, ctx.settings):
+        with _dataset_lock(dataset_id, ctx.settings), contextlib.nullcontext(ctx.db) as db:
             record = to_record(get_dataset(db, dataset_id))
             path = already_downloaded(record)
             if path is None:
@@ -171,7 +171,8 @@ class ConvertDataset(Task):
         from terrapipe.transfer.converters import DefaultConversionManager
 
         item = ctx.item
-        dataset = get_dataset(ctx.db, int(item["dataset_id"]))
+        with contextlib.nullcontext(ctx.db) as db:  # the run's store
+            dataset = get_dataset(db, int(item["dataset_id"]))
         out_dir = ctx.artifact_path("converted/.keep").parent
         with _dataset_lock(item["dataset_id"], ctx.settings):
             outputs = DefaultConversionManager().convert(dataset, item["path"], out_dir)
