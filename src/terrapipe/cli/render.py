@@ -26,6 +26,7 @@ STATE_STYLE = {
     "running": "blue",
     "pending": "dim",
     "queued": "dim",
+    "interrupted": "magenta",
 }
 
 

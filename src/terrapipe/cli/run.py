@@ -14,8 +14,10 @@ from terrapipe.cli.output import console, err_console, print_error, print_json, 
 from terrapipe.cli.render import line, params_table, print_run
 from terrapipe.core.plan import RunPlan
 from terrapipe.core.registry import find_workflow
-from terrapipe.core.runs import submit
+from terrapipe.core.runs import Run
+from terrapipe.core.states import NodeState, RunState
 from terrapipe.errors import ParameterError
+from terrapipe.runs import submit
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -123,7 +125,11 @@ def run_command(
     param: list[str] = typer.Option(
         [], "--param", "-p", callback=_check_pairs, help="A parameter, KEY=VALUE (repeat)."
     ),
-    engine: str = typer.Option("local", "--engine", help="Engine: local."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="Engine: local, or one registered as a terrapipe.engines entry point.",
+    ),
     workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Pool size."),
     force: bool = typer.Option(False, "--force", help="Rerun every node, ignoring the cache."),
     version: str | None = typer.Option(None, "--version", help="Workflow version."),
@@ -162,17 +168,22 @@ def run_command(
         print_json(run.to_dict())
     else:
         print_run(out, run, expand=expand)
-        if run.state == "failed":
+        if run.state == RunState.FAILED:
             out.print(f"details: terrapipe runs show {run.id}")
-    if run.state == "cancelled":
-        sys.exit(130)
+    sys.exit(exit_for(run))
+
+
+def exit_for(run: Run) -> int:
+    """The exit code of a finished run: 0 succeeded, 1 failed, 2 failed on bad input (each
+    failed node's error printed on stderr), 130 cancelled or interrupted."""
+    if run.state in (RunState.CANCELLED, RunState.INTERRUPTED):
+        return 130
     if run.failed_on_input:
         for inst in run.instances:
-            if inst.state == "failed":
+            if inst.state == NodeState.FAILED:
                 print_error(err_console(), f"{inst.key}: {inst.error}")
-        sys.exit(2)
-    if run.state != "succeeded":
-        sys.exit(1)
+        return 2
+    return 0 if run.state == RunState.SUCCEEDED else 1
 
 
 def register(root: typer.Typer) -> None:

@@ -38,7 +38,7 @@ def _roi(ctx: Context):
     from terrapipe.geo.roi import parse_roi
 
     boundaries = ctx.params.get("boundaries") or None
-    levels = admin_levels(ctx.params.get("levels"))
+    levels = admin_levels(ctx.params.get("levels"), ctx.settings)
     return parse_roi(ctx.params["roi"], boundaries=boundaries, levels=levels)
 
 
@@ -53,10 +53,9 @@ NODATA_PARAM = Param(
 )
 
 
-def _budget() -> int:
-    from terrapipe.settings import get_settings
-
-    return int(get_settings().raster_memory_budget)
+def _budget(ctx: Context) -> int:
+    """The run's raster memory budget (TERRAPIPE_RASTER_MEMORY_BUDGET), in bytes."""
+    return int(ctx.settings.raster_memory_budget)
 
 
 ROI_PARAMS = {
@@ -106,7 +105,7 @@ class ClipRasterTask(_ClipTask):
         from terrapipe.geo.raster import clip_raster
 
         nodata = ctx.params["nodata"]
-        clip_raster(source, roi, out, src_nodata=nodata, memory_budget=_budget())
+        clip_raster(source, roi, out, src_nodata=nodata, memory_budget=_budget(ctx))
         return {} if nodata is None else {"nodata": nodata}
 
 
@@ -164,7 +163,7 @@ class ZonalStatsTask(Task):
             stats=ctx.params["stats"],
             band=ctx.params["band"],
             nodata=ctx.params["nodata"],
-            memory_budget=_budget(),
+            memory_budget=_budget(ctx),
         )
         stat_columns = [c for c in table.columns if c not in zones.columns and c != "count"]
         if stat_columns:

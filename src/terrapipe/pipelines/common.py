@@ -14,6 +14,7 @@ item.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,11 +23,11 @@ from terrapipe.core.context import Context
 from terrapipe.core.task import Param, Task
 from terrapipe.errors import InvalidInput
 from terrapipe.geo.naming import layer_name
-from terrapipe.settings import get_settings
 
 if TYPE_CHECKING:  # geo and sample modules import GDAL, numba & co: only when tasks run
     from terrapipe.geo.roi import ROI
     from terrapipe.sample.generate import SampleManifest
+    from terrapipe.settings import Settings
 
 ROI_HELP = (
     "admin path (e.g. state/district/block, see levels), bbox minx,miny,maxx,maxy, WKT, "
@@ -43,27 +44,23 @@ LEVELS_HELP = (
 )
 
 
-def admin_levels(text: str | None) -> tuple[str, ...] | None:
-    """The admin level columns: the ``levels`` parameter, else ``TERRAPIPE_ADMIN_LEVELS``,
-    else None (the geo default, state/district/block)."""
+def admin_levels(text: str | None, settings: Settings) -> tuple[str, ...] | None:
+    """The admin level columns: the ``levels`` parameter, else the run's
+    ``TERRAPIPE_ADMIN_LEVELS``, else None (the geo default, state/district/block)."""
     from terrapipe.geo.roi import parse_levels
 
-    chosen = text or get_settings().admin_levels
+    chosen = text or settings.admin_levels
     return parse_levels(chosen) if chosen else None
 
 
-def default_sample_dir() -> Path:
-    """Where the bundled sample region lives (generated there on first use)."""
-    return get_settings().home_dir / "sample"
-
-
-def data_folder(data: str | None) -> SampleManifest:
-    """The sample-data folder a run reads: the given one, or the bundled region (generated
-    on first use: call this from ``run``, never from a hook that only lists files)."""
+def data_folder(data: str | None, settings: Settings) -> SampleManifest:
+    """The sample-data folder a run reads: the given one, or the bundled region under the
+    run's home (generated on first use: call this from ``run``, never from a hook that only
+    lists files)."""
     from terrapipe.sample.generate import generate_sample_region, load_manifest
 
     if not data:
-        return generate_sample_region(default_sample_dir())
+        return generate_sample_region(settings.home_dir / "sample")
     manifest = load_manifest(data)
     if manifest is None:
         raise InvalidInput(
@@ -200,7 +197,7 @@ class Region(Task):
         from terrapipe.geo.roi import check_overlap, parse_roi, roi_kind
         from terrapipe.geo.vector import read_vector
 
-        manifest = data_folder(ctx.params["data"]) if self._needs_data(ctx) else None
+        manifest = data_folder(ctx.params["data"], ctx.settings) if self._needs_data(ctx) else None
         files: dict[str, str] = {}
         for spec in self.region_inputs:
             value = ctx.params.get(spec.param)
@@ -212,7 +209,7 @@ class Region(Task):
         text = ctx.params["roi"]
         if ctx.params.get("boundaries"):
             boundaries = existing_file(ctx.params["boundaries"], "boundaries")
-            levels = admin_levels(ctx.params.get("levels"))
+            levels = admin_levels(ctx.params.get("levels"), ctx.settings)
             if roi_kind(text or "") != "admin":
                 boundaries = None  # not needed: the inputs check their own overlap
         elif manifest is not None:  # its own levels: TERRAPIPE_ADMIN_LEVELS is for yours
@@ -246,9 +243,9 @@ class Publish(Task):
         if not ctx.cache_hit:
             return True
         from terrapipe.publish.layers import get_layer
-        from terrapipe.store import open_database
 
-        with open_database() as db:  # a deleted layer record is published again
+        # a deleted layer record is published again (looked up in the run's store)
+        with nullcontext(ctx.db) as db:
             return any(
                 get_layer(db, name) is None for name in (ctx.cached_outputs or {}).get("layers", [])
             )
@@ -257,12 +254,11 @@ class Publish(Task):
         from terrapipe.pipelines.quicklook import quicklook
         from terrapipe.publish.layers import publish_layer, set_stac_item
         from terrapipe.publish.stac import write_item
-        from terrapipe.store import open_database
 
-        settings = get_settings()
+        settings = ctx.settings
         layers = [spec for spec in _layer_specs(ctx.inputs)]
         names, items = [], []
-        with open_database(settings) as db:
+        with nullcontext(ctx.db) as db:  # the run's store, never the default database
             for spec in layers:
                 roi = roi_from_output(spec["roi"])
                 files = [Path(f) for f in spec["files"]]

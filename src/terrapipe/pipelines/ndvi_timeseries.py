@@ -89,7 +89,7 @@ class _ScenesTask(RegionTask):
         text = ctx.params.get("scenes")
         if text:
             geometry = self._footprint(ctx) if is_catalog_query(text) else None
-            found = find_scenes(text, ctx.params.get("bands") or "", geometry=geometry)
+            found = find_scenes(text, ctx.params.get("bands") or "", db=ctx.db, geometry=geometry)
             _roi_out, roi = self.roi(ctx)
             kept = over_roi(found, roi)
             if not kept:
@@ -107,7 +107,7 @@ class _ScenesTask(RegionTask):
         text = ctx.params.get("scenes")
         if text:
             geometry = self._footprint(ctx) if is_catalog_query(text) else None
-            return scene_paths(text, geometry=geometry)
+            return scene_paths(text, db=ctx.db, geometry=geometry)
         manifest = self.manifest(ctx) if ctx.inputs.get("region") else None
         return [p for s in sample_scenes(manifest) for p in s.paths] if manifest else []
 

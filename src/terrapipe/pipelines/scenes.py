@@ -115,11 +115,11 @@ def is_catalog_query(text: str) -> bool:
     return text.strip().startswith(CATALOG_PREFIX)
 
 
-def catalog_files(text: str, *, geometry: Any = None) -> list[tuple[Path, dt.date | None]]:
+def catalog_files(text: str, *, db: Any, geometry: Any = None) -> list[tuple[Path, dt.date | None]]:
     """The downloaded raster files of the catalog datasets matching ``catalog:{...}``
-    (and intersecting ``geometry``, EPSG:4326), each with its dataset's date."""
+    (and intersecting ``geometry``, EPSG:4326) in the run's database ``db``, each with its
+    dataset's date."""
     from terrapipe.catalog.query import MAX_LIMIT, search
-    from terrapipe.store import open_database  # TODO: the run's ctx.store once it exists
 
     body = text.strip()[len(CATALOG_PREFIX) :].strip() or "{}"
     try:
@@ -131,8 +131,7 @@ def catalog_files(text: str, *, geometry: Any = None) -> list[tuple[Path, dt.dat
         ) from None
     if not isinstance(criteria, dict):
         raise InvalidInput(f"parameter 'scenes': catalog criteria must be a JSON object: {body}")
-    with open_database() as db:
-        datasets = search(db, criteria, geometry=geometry, limit=MAX_LIMIT)
+    datasets = search(db, criteria, geometry=geometry, limit=MAX_LIMIT)
     found: list[tuple[Path, dt.date | None]] = []
     for ds in datasets:
         when = ds.time_start.date() if ds.time_start else None
@@ -152,12 +151,12 @@ def catalog_files(text: str, *, geometry: Any = None) -> list[tuple[Path, dt.dat
     return sorted(set(found), key=lambda f: str(f[0]))
 
 
-def scene_paths(text: str, *, geometry: Any = None) -> list[Path]:
+def scene_paths(text: str, *, db: Any = None, geometry: Any = None) -> list[Path]:
     """What to fingerprint for ``scenes``: the folders and files as given (a folder's
     fingerprint covers the files below it, so adding one reruns the listing); for a
     catalog query, the files it finds."""
     if is_catalog_query(text):
-        return [f for f, _ in catalog_files(text, geometry=geometry)]
+        return [f for f, _ in catalog_files(text, db=db, geometry=geometry)]
     out: list[Path] = []
     for part in (p.strip() for p in text.split(",")):
         if part and not glob.has_magic(part):
@@ -200,12 +199,14 @@ def _band_of(path: Path, bands: dict[str, str | int]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def find_scenes(text: str, bands_text: str = "", *, geometry: Any = None) -> list[Scene]:
+def find_scenes(
+    text: str, bands_text: str = "", *, db: Any = None, geometry: Any = None
+) -> list[Scene]:
     """The scenes named by ``scenes`` with the ``bands`` mapping, sorted by date
     (``geometry``, EPSG:4326, narrows a catalog query to the datasets over the ROI).
     Several scenes may share a date (neighbouring footprints): see :func:`one_per_date`."""
     if is_catalog_query(text):
-        dated = catalog_files(text, geometry=geometry)
+        dated = catalog_files(text, db=db, geometry=geometry)
     else:
         dated = [(f, None) for f in expand_scenes(text)]
     return group_scenes(dated, parse_bands(bands_text), source=text)

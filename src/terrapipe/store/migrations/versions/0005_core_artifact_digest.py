@@ -3,15 +3,15 @@
 The cache look-up compares each recorded file's size (and this digest when recorded) with
 the file on disk, so a deleted, truncated or rewritten artifact reruns its node.
 
-Revision ID: 0004_core_artifact_digest
-Revises: 0001_core
+Revision ID: 0005_core_artifact_digest
+Revises: 0004_core_run_owner
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_core_artifact_digest"
-down_revision = "0001_core"
+revision = "0005_core_artifact_digest"
+down_revision = "0004_core_run_owner"
 branch_labels = None
 depends_on = None
 
