@@ -31,6 +31,18 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
 
+    # -- the HTTP service (terrapipe serve) ------------------------------------------------
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis:// or amqp://); jobs go to workers."
+    )
+    data_roots: str | None = Field(
+        default=None,
+        description="Folders (path-separated) whose files requests may name; default the "
+        "working directory and home.",
+    )
+    auth: bool = Field(default=False, description="Execution and dismiss need a token.")
+    api_max_body: int = Field(default=1 << 20, description="Largest request body, bytes.")
+
     @classmethod
     def settings_customise_sources(
         cls,
