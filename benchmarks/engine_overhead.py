@@ -52,7 +52,7 @@ def build_fanout(n: int):
 
 
 def time_terrapipe(build, n: int, repeat: int, workers: int) -> tuple[list[float], list[float]]:
-    from terrapipe.core.runs import submit
+    from terrapipe.runs import submit
     from terrapipe.settings import get_settings
 
     first, cached = [], []

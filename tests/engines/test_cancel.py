@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from terrapipe import Workflow, list_runs, task
-from terrapipe.core.runs import cancel_run, get_run
 from terrapipe.errors import InvalidInput
+from terrapipe.runs import cancel_run, get_run
 
 pytestmark = pytest.mark.usefixtures("db_url")
 

@@ -20,6 +20,7 @@ STATE_STYLE = {
     "running": "blue",
     "pending": "dim",
     "queued": "dim",
+    "interrupted": "magenta",
 }
 
 

@@ -13,8 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from terrapipe.cli.output import console, err_console, print_json, show_progress
 from terrapipe.cli.render import print_run
 from terrapipe.core.plan import RunPlan
-from terrapipe.core.runs import submit
+from terrapipe.core.runs import Run
+from terrapipe.core.states import NodeState, RunState
 from terrapipe.errors import ParameterError
+from terrapipe.runs import submit
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -82,22 +84,27 @@ def run_command(
         print_json(run.to_dict())
     else:
         print_run(out, run, expand=expand)
-        if run.state == "failed":
+        if run.state == RunState.FAILED:
             out.print(f"details: terrapipe runs show {run.id}")
-    if run.state == "cancelled":
-        sys.exit(130)
+    sys.exit(exit_for(run))
+
+
+def exit_for(run: Run) -> int:
+    """The exit code of a finished run: 0 succeeded, 1 failed, 2 failed on bad input (each
+    failed node's error printed on stderr), 130 cancelled or interrupted."""
+    if run.state in (RunState.CANCELLED, RunState.INTERRUPTED):
+        return 130
     if run.failed_on_input:
         for inst in run.instances:
-            if inst.state == "failed":
+            if inst.state == NodeState.FAILED:
                 err_console().print(
                     f"error: {inst.key}: {inst.error}",
                     markup=False,
                     highlight=False,
                     soft_wrap=True,
                 )
-        sys.exit(2)
-    if run.state != "succeeded":
-        sys.exit(1)
+        return 2
+    return 0 if run.state == RunState.SUCCEEDED else 1
 
 
 def register(root: typer.Typer) -> None:

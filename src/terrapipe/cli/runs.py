@@ -1,15 +1,17 @@
-"""``terrapipe runs list|show|cancel``: read the run store."""
+"""``terrapipe runs list|show|cancel|resume``: read the run store, stop and finish runs."""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 from rich.table import Table
 
 from terrapipe.cli.output import console, print_json
 from terrapipe.cli.render import print_run, styled
-from terrapipe.core.runs import cancel_run, get_run, list_runs
+from terrapipe.runs import cancel_run, get_run, list_runs, resume_run
 
-app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
+app = typer.Typer(help="Inspect, cancel and resume runs.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -67,3 +69,28 @@ def cancel_command(
         print_json({"run_id": run.id, "state": run.state, "cancel_requested": True})
         return
     console().print(f"run {run.id}: cancel requested ({styled(run.state)})")
+
+
+@app.command("resume")
+def resume_command(
+    run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Pool size."),
+    module: list[str] = typer.Option(
+        [], "--module", "-m", help="Load the run's workflow from this module or .py file."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    expand: bool = typer.Option(False, "--all", help="List every mapped instance."),
+) -> None:
+    """Finish an interrupted (or cancelled, or failed) run on the local engine, under the
+    same id; nodes whose results were stored come back cached."""
+    from terrapipe.cli.output import show_progress
+    from terrapipe.cli.run import exit_for, progress_bar
+
+    out = console()
+    with progress_bar(out, run_id, enabled=show_progress(json_output)) as update:
+        run = resume_run(run_id, workers=workers, modules=module, on_update=update)
+    if json_output:
+        print_json(run.to_dict())
+    else:
+        print_run(out, run, expand=expand)
+    sys.exit(exit_for(run))

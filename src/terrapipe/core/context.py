@@ -7,12 +7,33 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terrapipe.errors import Cancelled, InvalidInput
 
+if TYPE_CHECKING:
+    from terrapipe.settings import Settings
+    from terrapipe.store.artifacts import ArtifactStore
+    from terrapipe.store.db import Database
+
 _TASK_LOG = logging.getLogger("terrapipe.task")
+
+
+@dataclass(frozen=True)
+class RunStore:
+    """Where a run keeps its records and files: the database and artifact store it was
+    submitted with, and the settings they came from.
+
+    Tasks reach both through ``ctx.db``, ``ctx.artifacts`` and ``ctx.settings`` and never
+    open the default database themselves, so ``submit(db=..., settings=...)`` (or a worker
+    on another machine with its own settings) writes every record to the run's store.
+    """
+
+    db: Database
+    artifacts: ArtifactStore
+    settings: Settings
 
 
 class Context:
@@ -37,6 +58,7 @@ class Context:
         staging_root: Path,
         cancel_event: threading.Event | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        store: RunStore | None = None,
     ) -> None:
         self.run_id = run_id
         self.node_key = node_key
@@ -58,6 +80,7 @@ class Context:
         self._scratch: Path | None = None
         self._cancel = cancel_event or threading.Event()
         self._on_progress = on_progress
+        self._store = store
         self.log = logging.LoggerAdapter(_TASK_LOG, {"run_id": run_id, "node": node_key})
 
     # -- conveniences for geo workflows ------------------------------------------------
@@ -70,6 +93,28 @@ class Context:
         if "begin" in self.params or "end" in self.params:
             return self.params.get("begin"), self.params.get("end")
         return None
+
+    # -- the run's store ----------------------------------------------------------------
+    @property
+    def store(self) -> RunStore:
+        """The run's database, artifact store and settings (see :class:`RunStore`)."""
+        if self._store is None:
+            raise RuntimeError(f"node {self.node_key} has no run store (not run by an engine)")
+        return self._store
+
+    @property
+    def db(self) -> Database:
+        """The run's database: record layers, catalog changes, downloads here."""
+        return self.store.db
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the run was submitted with (home, artifact root, limits ...)."""
+        return self.store.settings
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self.store.artifacts
 
     # -- helpers -----------------------------------------------------------------------
     def progress(self, done: float, total: float | None = None) -> None:

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 from terrapipe.core.cache import cache_key as make_cache_key
 from terrapipe.core.cache import explain, fingerprints, key_components
-from terrapipe.core.context import Context
+from terrapipe.core.context import Context, RunStore
 from terrapipe.core.plan import Instance, RunPlan, utcnow
+from terrapipe.core.states import node_state
 from terrapipe.core.values import encode_outputs
 from terrapipe.errors import Cancelled, InvalidInput, TaskTimeout, UnstorableOutput
 from terrapipe.store.artifacts import ArtifactStore, list_files, rewrite_paths
@@ -37,6 +38,7 @@ class Runtime(Protocol):
     plan: RunPlan
     artifacts: ArtifactStore
     cancel_event: threading.Event
+    store: RunStore
 
     def lookup_cache(self, key: str) -> CacheHit | None: ...
 
@@ -110,6 +112,7 @@ def execute_node(run_id: str, node_key: str, runtime: Runtime) -> Instance:
         staging_root=runtime.artifacts.staging_root,
         cancel_event=runtime.cancel_event,
         on_progress=lambda done, total: runtime.progress(inst, done, total),
+        store=runtime.store,
     )
     ctx.task_name, ctx.task_version = task.name, str(task.version)
     ctx.workflow_name = plan.workflow.name
@@ -227,7 +230,7 @@ def _fail(runtime: Runtime, inst: Instance, exc: BaseException) -> Instance:
 
 
 def _finish(runtime: Runtime, inst: Instance, state: str, reason: str) -> Instance:
-    inst.state = state
+    inst.state = node_state(state)
     inst.reason = reason
     inst.finished_at = utcnow()
     if state not in ("failed",):

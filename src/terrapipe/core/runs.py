@@ -1,27 +1,20 @@
-"""Submitting runs and reading them back: the one way in for the CLI, HTTP and Python.
+"""Runs and node instances as recorded: the views ``terrapipe.runs`` returns.
 
-``submit`` validates the workflow and its parameters, records the run, and hands it to
-an engine. ``get_run`` and ``list_runs`` read the run store, the source of truth.
+Submitting, reading, cancelling and resuming live in :mod:`terrapipe.runs`, above core and
+the engines; this module only turns store rows (or the in-memory plan of a run that just
+finished here) into :class:`Run` and :class:`NodeView`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from terrapipe.core.plan import RunPlan
+from terrapipe.core.states import NODE_FINAL, NODE_OK, NodeState, RunState, node_state, run_state
 from terrapipe.core.values import decode_outputs, encode_outputs, outputs_for_humans
-from terrapipe.core.workflow import Workflow
-from terrapipe.errors import InvalidInput, RunNotFound
-from terrapipe.settings import Settings, get_settings
-from terrapipe.store import runstore
-from terrapipe.store.artifacts import ArtifactStore
-from terrapipe.store.db import Database, open_database
-
-ENGINES = ("local",)
 
 
 @dataclass
@@ -31,7 +24,7 @@ class NodeView:
     key: str
     name: str
     map_index: int
-    state: str
+    state: NodeState
     reason: str | None
     outputs: Any
     error: str | None
@@ -78,7 +71,7 @@ class Run:
     id: str
     workflow: str
     workflow_version: str
-    state: str
+    state: RunState
     params: dict[str, Any]
     engine: str
     progress: float
@@ -102,19 +95,25 @@ class Run:
 
     @property
     def ok(self) -> bool:
-        return self.state == "succeeded"
+        return self.state == RunState.SUCCEEDED
 
     @property
     def failed_on_input(self) -> bool:
         """Failed, and every failed node failed on bad input (not a broken task)."""
-        failed = [i for i in self.instances if i.state == "failed"]
+        failed = [i for i in self.instances if i.state == NodeState.FAILED]
         return bool(failed) and all(i.error_kind == "input" for i in failed)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for inst in self.instances:
-            out[inst.state] = out.get(inst.state, 0) + 1
+            state = inst.state.value
+            out[state] = out.get(state, 0) + 1
         return out
+
+    @property
+    def finished(self) -> bool:
+        """Whether every node instance is final (a run followed with ``wait=False``)."""
+        return bool(self.instances) and all(i.state in NODE_FINAL for i in self.instances)
 
     def to_dict(self, *, traceback: bool = False) -> dict[str, Any]:
         nodes: dict[str, Any] = {}
@@ -147,15 +146,15 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def _run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]) -> Run:
+def run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]) -> Run:
     instances = [
         NodeView(
             key=n["key"],
             name=n["name"],
             map_index=n["map_index"],
-            state=n["state"],
+            state=node_state(n["state"]),
             reason=n["reason"],
-            outputs=decode_outputs(n["outputs"]) if n["state"] in ("succeeded", "cached") else None,
+            outputs=decode_outputs(n["outputs"]) if n["state"] in NODE_OK else None,
             error=n["error"],
             traceback=n["traceback"],
             attempts=n["attempts"],
@@ -178,7 +177,7 @@ def _run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]
         id=row["id"],
         workflow=row["workflow"],
         workflow_version=row["workflow_version"],
-        state=row["state"],
+        state=run_state(row["state"]),
         params=decode_outputs(row["params"]),
         engine=row["engine"],
         progress=row["progress"],
@@ -191,7 +190,7 @@ def _run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]
     )
 
 
-def _run_from_plan(row: Mapping[str, Any], plan: RunPlan) -> Run:
+def run_from_plan(row: Mapping[str, Any], plan: RunPlan) -> Run:
     """The run just executed, from memory: the same data the store now holds."""
     nodes = plan.workflow.nodes
     rows = [
@@ -214,166 +213,8 @@ def _run_from_plan(row: Mapping[str, Any], plan: RunPlan) -> Run:
         }
         for i in plan.instances.values()
     ]
-    run = _run_from_rows(row, rows)
+    run = run_from_rows(row, rows)
     for view in run.instances:
-        if view.state in ("succeeded", "cached"):
+        if view.state in NODE_OK:
             view.outputs = plan.instances[view.key].outputs
     return run
-
-
-def _with_db(db: Database | None, settings: Settings | None) -> tuple[Database, bool]:
-    if db is not None:
-        return db, False
-    return open_database(settings or get_settings()), True
-
-
-def get_run(run_id: str, *, db: Database | None = None, settings: Settings | None = None) -> Run:
-    """Read a run and its node instances (a unique id prefix is accepted)."""
-    database, own = _with_db(db, settings)
-    try:
-        row = runstore.get_run_row(database, run_id)
-        if row is None:
-            raise RunNotFound(f"no run with id {run_id!r} (see `terrapipe runs list`)")
-        return _run_from_rows(row, runstore.node_rows(database, row["id"]))
-    finally:
-        if own:
-            database.dispose()
-
-
-def list_runs(
-    *,
-    limit: int = 20,
-    workflow: str | None = None,
-    state: str | None = None,
-    db: Database | None = None,
-    settings: Settings | None = None,
-) -> list[Run]:
-    """The newest runs first, without their nodes."""
-    database, own = _with_db(db, settings)
-    try:
-        rows = runstore.list_run_rows(database, limit=limit, workflow=workflow, state=state)
-        return [_run_from_rows(r, []) for r in rows]
-    finally:
-        if own:
-            database.dispose()
-
-
-def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | None = None) -> Run:
-    """Ask a run to stop: a queued run is cancelled at once, a running one at its next
-    check (within a second on the local engine)."""
-    database, own = _with_db(db, settings)
-    try:
-        run = get_run(run_id, db=database)
-        if run.state in ("queued",):
-            runstore.update_run(
-                database,
-                run.id,
-                state="cancelled",
-                cancel_requested=True,
-                finished_at=dt.datetime.now(dt.UTC),
-            )
-        elif run.state == "running":
-            runstore.update_run(database, run.id, cancel_requested=True)
-        else:
-            raise InvalidInput(f"run {run.id} is already {run.state}; nothing to cancel")
-        return get_run(run.id, db=database)
-    finally:
-        if own:
-            database.dispose()
-
-
-def submit(
-    workflow: Workflow | str,
-    params: Mapping[str, Any] | None = None,
-    *,
-    engine: str = "local",
-    workers: int | None = None,
-    force: bool = False,
-    version: str | None = None,
-    modules: Iterable[str] = (),
-    settings: Settings | None = None,
-    db: Database | None = None,
-    on_update: Callable[[RunPlan], Any] | None = None,
-) -> Run:
-    """Validate, record and execute a run of ``workflow``; return the finished run.
-
-    ``workflow`` is a :class:`Workflow` or a registered name. Unknown, missing or
-    mistyped parameters raise :class:`~terrapipe.errors.ParameterError` before anything
-    is recorded.
-    """
-    from terrapipe.core.registry import find_workflow
-
-    if engine not in ENGINES:
-        raise InvalidInput(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
-    wf = (
-        workflow
-        if isinstance(workflow, Workflow)
-        else find_workflow(workflow, version, modules=modules)
-    )
-    wf.validate()
-    resolved = wf.resolve_params(params)
-    settings = settings or get_settings()
-    database, own = _with_db(db, settings)
-    try:
-        run_id = uuid.uuid4().hex
-        now = dt.datetime.now(dt.UTC)
-        runstore.create_run(
-            database,
-            id=run_id,
-            workflow=wf.name,
-            workflow_version=wf.version,
-            params=encode_outputs(resolved),
-            engine=engine,
-            force=force,
-            created_at=now,
-            expires_at=now + dt.timedelta(days=settings.run_expiry_days),
-        )
-        plan = _execute_local(database, run_id, wf, resolved, force, settings, workers, on_update)
-        return _run_from_plan(runstore.get_run_row(database, run_id) or {}, plan)
-    finally:
-        if own:
-            database.dispose()
-
-
-def _execute_local(
-    db: Database,
-    run_id: str,
-    wf: Workflow,
-    params: dict[str, Any],
-    force: bool,
-    settings: Settings,
-    workers: int | None,
-    on_update: Callable[[RunPlan], Any] | None,
-) -> RunPlan:
-    from terrapipe.core.runtime import StoreRuntime
-    from terrapipe.engines.local import LocalEngine
-
-    artifacts = ArtifactStore(settings.artifacts_dir)
-    artifacts.sweep()  # debris of nodes a crash interrupted long ago
-    runtime = StoreRuntime(
-        db,
-        run_id=run_id,
-        plan=RunPlan(wf),
-        params=params,
-        force=force,
-        artifacts=artifacts,
-    )
-    runstore.update_run(db, run_id, state="running", started_at=dt.datetime.now(dt.UTC))
-    try:
-        LocalEngine(workers or settings.workers).execute(runtime, on_update)
-    finally:
-        plan = runtime.plan
-        state = plan.final_state() if plan.finished else "cancelled"
-        failed = [i.key for i in plan.instances.values() if i.state == "failed"]
-        error = None
-        if failed:
-            shown = ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
-            error = f"{len(failed)} node(s) failed: {shown}"
-        runtime.recorder.run(
-            state=state,
-            finished_at=dt.datetime.now(dt.UTC),
-            error=error,
-            progress=runtime.run_progress(),
-        )
-        runtime.maybe_flush(force=True)
-    return runtime.plan

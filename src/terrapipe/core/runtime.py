@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from terrapipe.core.context import RunStore
+from terrapipe.core.owner import Owner
 from terrapipe.core.plan import Instance, RunPlan, utcnow
+from terrapipe.core.states import NodeState, RunState
 from terrapipe.core.values import decode_outputs
+from terrapipe.settings import Settings
 from terrapipe.store import runstore
 from terrapipe.store.artifacts import ArtifactStore
 from terrapipe.store.db import Database
@@ -37,8 +41,10 @@ class StoreRuntime:
         params: dict[str, Any],
         force: bool,
         artifacts: ArtifactStore,
+        settings: Settings,
     ) -> None:
         self.db = db
+        self.store = RunStore(db=db, artifacts=artifacts, settings=settings)
         self.run_id = run_id
         self.plan = plan
         self.params = params
@@ -133,6 +139,30 @@ class StoreRuntime:
             self._progress[inst.key] = max(0.0, min(1.0, float(done) / float(total)))
 
     # -- engine helpers --------------------------------------------------------------------
+    def mark_started(self, owner: Owner | None) -> None:
+        """Record the run as ``running``, owned by ``owner`` (the executing process) so a
+        reader can tell when that process died without finishing it."""
+        values: dict[str, Any] = {"state": RunState.RUNNING, "started_at": utcnow()}
+        if owner is not None:
+            values.update(owner_host=owner.host, owner_pid=owner.pid, owner_started=owner.started)
+        runstore.update_run(self.db, self.run_id, **values)
+
+    def record_outcome(self) -> RunState:
+        """Record the run's final state from its plan (``cancelled`` if it stopped early),
+        with a one-line error naming the failed nodes; flush everything."""
+        plan = self.plan
+        state = plan.final_state() if plan.finished else RunState.CANCELLED
+        failed = [i.key for i in plan.instances.values() if i.state == NodeState.FAILED]
+        error = None
+        if failed:
+            shown = ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
+            error = f"{len(failed)} node(s) failed: {shown}"
+        self.recorder.run(
+            state=state, finished_at=utcnow(), error=error, progress=self.run_progress()
+        )
+        self.maybe_flush(force=True)
+        return state
+
     def record_fresh(self) -> None:
         """Record instances the plan created since the last call (as pending or final)."""
         fresh, self.plan.fresh = self.plan.fresh, []

@@ -348,7 +348,7 @@ class Workflow:
         **options: Any,
     ) -> Run:
         """Run this workflow now and return the finished run."""
-        from terrapipe.core.runs import submit
+        from terrapipe.runs import submit
 
         return submit(self, params, engine=engine, workers=workers, force=force, **options)
 

@@ -1,10 +1,17 @@
 """The local engine: ready node instances run in a pool of threads in this process.
 
 The scheduler thread owns the plan; worker threads only call ``execute_node``. Ctrl-C
-(SIGINT) or ``terrapipe runs cancel`` sets the run's cancel event: no new node starts,
-running nodes see ``ctx.cancelled`` and their results are discarded, the run ends
+(SIGINT), SIGTERM or ``terrapipe runs cancel`` sets the run's cancel event: no new node
+starts, running nodes see ``ctx.cancelled`` and their results are discarded, the run ends
 ``cancelled``. Worker threads are daemons, so a task stuck in C code cannot keep the
 process alive after the run is over.
+
+``run(job, wait=False)`` records the run as started and returns; a background thread
+(not a daemon) then schedules it. The interpreter waits for that thread at exit, so a
+script that returns early still finishes its runs. A process killed meanwhile (``kill -9``,
+a crash) cannot record anything: the run stays ``running`` until a reader on this host sees
+that its owner process is gone and marks it ``interrupted`` (``terrapipe runs resume``).
+Signals are handled only when the run is scheduled on the main thread (``wait=True``).
 """
 
 from __future__ import annotations
@@ -19,10 +26,14 @@ from collections.abc import Callable
 from typing import Any
 
 from terrapipe.core.execute import execute_node
+from terrapipe.core.owner import current_owner
 from terrapipe.core.plan import Instance, RunPlan
 from terrapipe.core.runtime import StoreRuntime
+from terrapipe.core.states import NodeState
+from terrapipe.engines.base import RunJob
 
 _STOP = object()
+_CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class LocalEngine:
@@ -34,6 +45,41 @@ class LocalEngine:
         self.workers = max(1, int(workers or os.cpu_count() or 1))
         self.grace = grace
 
+    # -- the engine contract ---------------------------------------------------------------
+    def run(self, job: RunJob, *, wait: bool = True) -> RunPlan | None:
+        """Execute a recorded run here: in this thread (``wait``) or a background one."""
+        store = job.store
+        store.artifacts.sweep()  # debris of nodes a crash interrupted long ago
+        runtime = StoreRuntime(
+            store.db,
+            run_id=job.run_id,
+            plan=RunPlan(job.workflow),
+            params=job.params,
+            force=job.force,
+            artifacts=store.artifacts,
+            settings=store.settings,
+        )
+        runtime.mark_started(current_owner())
+        engine = LocalEngine(job.workers or store.settings.workers, grace=self.grace)
+
+        def go() -> RunPlan:
+            try:
+                try:
+                    engine.execute(runtime, job.on_update)
+                finally:
+                    runtime.record_outcome()
+            finally:
+                if job.own_db:
+                    store.db.dispose()
+            return runtime.plan
+
+        if wait:
+            return go()
+        thread = threading.Thread(target=go, name=f"terrapipe-run-{job.run_id[:12]}")
+        thread.start()
+        return None
+
+    # -- scheduling ------------------------------------------------------------------------
     def execute(
         self, runtime: StoreRuntime, on_update: Callable[[RunPlan], Any] | None = None
     ) -> None:
@@ -47,7 +93,7 @@ class LocalEngine:
                 execute_node(runtime.run_id, key, runtime)
             except BaseException as exc:  # noqa: BLE001 - never lose a node
                 inst = plan.instances[key]
-                inst.state, inst.error = "failed", f"{type(exc).__name__}: {exc}"
+                inst.state, inst.error = NodeState.FAILED, f"{type(exc).__name__}: {exc}"
                 runtime.record(inst)
 
         def worker() -> None:
@@ -103,7 +149,7 @@ class LocalEngine:
                 maybe_update()
             dispatch(ready)
 
-        restore = self._install_sigint(runtime)
+        restore = self._install_signals(runtime)
         runtime.start_writer()
         try:
             advance(plan.start())
@@ -148,12 +194,13 @@ class LocalEngine:
                 inflight.difference_update(done.get(timeout=0.05))
         runtime.plan.cancel_pending()
         for inst in runtime.plan.instances.values():
-            if inst.state == "cancelled":
+            if inst.state == NodeState.CANCELLED:
                 runtime.record(inst)
 
     @staticmethod
-    def _install_sigint(runtime: StoreRuntime) -> Callable[[], None]:
-        """First Ctrl-C cancels the run cleanly; a second one interrupts at once."""
+    def _install_signals(runtime: StoreRuntime) -> Callable[[], None]:
+        """The first Ctrl-C or SIGTERM cancels the run cleanly (it ends ``cancelled``,
+        nothing half-written); a second one interrupts at once."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
@@ -162,5 +209,10 @@ class LocalEngine:
                 raise KeyboardInterrupt
             runtime.cancel_event.set()
 
-        previous = signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
+        previous = {sig: signal.signal(sig, handler) for sig in _CANCEL_SIGNALS}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore

@@ -16,22 +16,23 @@ from terrapipe.core.context import Context
 from terrapipe.core.task import Param, Task
 from terrapipe.errors import InvalidInput
 from terrapipe.geo.naming import layer_name
-from terrapipe.settings import get_settings
 
 if TYPE_CHECKING:  # geo and sample modules import GDAL, numba & co: only when tasks run
     from terrapipe.geo.roi import ROI
     from terrapipe.sample.generate import SampleManifest
+    from terrapipe.settings import Settings
 
 ROI_HELP = "admin path state/district/block, bbox minx,miny,maxx,maxy, WKT, GeoJSON or a file"
 DATA_HELP = "folder made by `terrapipe sample-data` (default: the bundled sample region)"
 
 
-def data_folder(data: str | None) -> SampleManifest:
-    """The sample-data folder a run reads: the given one, or the bundled region."""
+def data_folder(data: str | None, settings: Settings) -> SampleManifest:
+    """The sample-data folder a run reads: the given one, or the bundled region (under the
+    run's home)."""
     from terrapipe.sample.generate import generate_sample_region, load_manifest
 
     if not data:
-        return generate_sample_region(get_settings().home_dir / "sample")
+        return generate_sample_region(settings.home_dir / "sample")
     manifest = load_manifest(data)
     if manifest is None:
         raise InvalidInput(
@@ -108,13 +109,13 @@ class Region(Task):
     }
 
     def inputs(self, ctx: Context) -> list[Path]:
-        manifest = data_folder(ctx.params["data"])
+        manifest = data_folder(ctx.params["data"], ctx.settings)
         return [manifest.directory / "manifest.json"]
 
     def run(self, ctx: Context) -> dict[str, Any]:
         from terrapipe.geo.roi import check_overlap, parse_roi
 
-        manifest = data_folder(ctx.params["data"])
+        manifest = data_folder(ctx.params["data"], ctx.settings)
         boundaries = manifest.path("admin_boundaries")
         roi = parse_roi(ctx.params["roi"], boundaries=boundaries)
         import geopandas as gpd
@@ -136,55 +137,52 @@ class Publish(Task):
         if not ctx.cache_hit:
             return True
         from terrapipe.publish.layers import get_layer
-        from terrapipe.store import open_database
 
-        with open_database() as db:  # a deleted layer record is published again
-            return any(
-                get_layer(db, name) is None for name in (ctx.cached_outputs or {}).get("layers", [])
-            )
+        # a deleted layer record is published again
+        return any(
+            get_layer(ctx.db, name) is None for name in (ctx.cached_outputs or {}).get("layers", [])
+        )
 
     def run(self, ctx: Context) -> dict[str, Any]:
         from terrapipe.pipelines.quicklook import quicklook
         from terrapipe.publish.layers import publish_layer, set_stac_item
         from terrapipe.publish.stac import write_item
-        from terrapipe.store import open_database
 
-        settings = get_settings()
+        settings, db = ctx.settings, ctx.db  # the run's store, never the default one
         layers = [spec for spec in _layer_specs(ctx.inputs)]
         names, items = [], []
-        with open_database(settings) as db:
-            for spec in layers:
-                roi = roi_from_output(spec["roi"])
-                files = [Path(f) for f in spec["files"]]
-                preview = ctx.artifact_path(
-                    artifact_name(spec["dataset"], spec["roi"], spec["algorithm_version"], "png")
-                )
-                quicklook(files[0], preview, title=f"{spec['dataset']} · {roi.label}")
-                layer = publish_layer(
-                    db,
-                    dataset=spec["dataset"],
-                    roi=roi.slug,
-                    kind=spec["kind"],
-                    algorithm_version=spec["algorithm_version"],
-                    files=[*files, ctx.stored_path(preview)],
-                    workflow=ctx.workflow_name,
-                    roi_info=roi.to_dict(),
-                    properties=spec["properties"],
-                    run_id=ctx.run_id,
-                )
-                info = roi.to_dict()
-                href = write_item(
-                    settings.stac_dir,
-                    layer,
-                    geometry=info["geometry_4326"],
-                    bbox=info["bbox_4326"],
-                    derived_from=spec["derived_from"],
-                    lineage=f"{layer.workflow}: {spec['dataset']} algorithm v"
-                    f"{spec['algorithm_version']} for {roi.label}",
-                )
-                set_stac_item(db, layer.name, str(href))
-                names.append(layer.name)
-                items.append(href)
+        for spec in layers:
+            roi = roi_from_output(spec["roi"])
+            files = [Path(f) for f in spec["files"]]
+            preview = ctx.artifact_path(
+                artifact_name(spec["dataset"], spec["roi"], spec["algorithm_version"], "png")
+            )
+            quicklook(files[0], preview, title=f"{spec['dataset']} · {roi.label}")
+            layer = publish_layer(
+                db,
+                dataset=spec["dataset"],
+                roi=roi.slug,
+                kind=spec["kind"],
+                algorithm_version=spec["algorithm_version"],
+                files=[*files, ctx.stored_path(preview)],
+                workflow=ctx.workflow_name,
+                roi_info=roi.to_dict(),
+                properties=spec["properties"],
+                run_id=ctx.run_id,
+            )
+            info = roi.to_dict()
+            href = write_item(
+                settings.stac_dir,
+                layer,
+                geometry=info["geometry_4326"],
+                bbox=info["bbox_4326"],
+                derived_from=spec["derived_from"],
+                lineage=f"{layer.workflow}: {spec['dataset']} algorithm v"
+                f"{spec['algorithm_version']} for {roi.label}",
+            )
+            set_stac_item(db, layer.name, str(href))
+            names.append(layer.name)
+            items.append(href)
         return {"layers": names, "stac_items": items}
 
 

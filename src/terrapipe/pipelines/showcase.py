@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terrapipe.core.runs import Run, submit
 from terrapipe.publish.layers import Layer, list_layers
 from terrapipe.publish.report import render_report
+from terrapipe.runs import Run, submit
 from terrapipe.settings import Settings, get_settings
 from terrapipe.store import open_database
 

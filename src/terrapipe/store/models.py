@@ -12,22 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from terrapipe.core.states import NODE_FINAL, NodeState, RunState
 from terrapipe.store.db import Base
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
-NODE_STATES = (
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "skipped",
-    "cached",
-    "upstream_failed",
-    "cancelled",
-)
-NODE_DONE_STATES = frozenset(
-    {"succeeded", "failed", "skipped", "cached", "upstream_failed", "cancelled"}
-)
+RUN_STATES = tuple(s.value for s in RunState)
+NODE_STATES = tuple(s.value for s in NodeState)
+NODE_DONE_STATES = frozenset(s.value for s in NODE_FINAL)
 
 
 class RunRecord(Base):
@@ -47,6 +37,10 @@ class RunRecord(Base):
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # the process executing the run in-process (local engine), to tell a killed run
+    owner_host: Mapped[str | None] = mapped_column(sa.String(255))
+    owner_pid: Mapped[int | None] = mapped_column(sa.Integer)
+    owner_started: Mapped[str | None] = mapped_column(sa.String(80))
 
 
 class NodeRecord(Base):

@@ -86,6 +86,71 @@ def node_rows(db: Database, run_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def active_owned_runs(db: Database, host: str) -> list[dict[str, Any]]:
+    """Runs still ``queued`` or ``running`` whose recorded owner is on ``host``."""
+    query = sa.select(
+        runs_t.c.id, runs_t.c.owner_host, runs_t.c.owner_pid, runs_t.c.owner_started
+    ).where(
+        runs_t.c.state.in_(("queued", "running")),
+        runs_t.c.owner_host == host,
+        runs_t.c.owner_pid.is_not(None),
+    )
+    with db.begin() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def mark_interrupted(
+    db: Database, run_id: str, *, owner_pid: int, owner_started: str | None, error: str
+) -> bool:
+    """Mark a run ``interrupted`` if it is still active under that same owner; its unfinished
+    nodes end ``cancelled``. Conditional, so two readers (or a resume racing a reader) mark
+    it once; returns whether this call did."""
+    now = utcnow()
+    with db.begin() as conn:
+        owner_match = runs_t.c.owner_pid == owner_pid
+        owner_match &= (
+            runs_t.c.owner_started.is_(None)
+            if owner_started is None
+            else runs_t.c.owner_started == owner_started
+        )
+        result = conn.execute(
+            runs_t.update()
+            .where(
+                runs_t.c.id == run_id,
+                runs_t.c.state.in_(("queued", "running")),
+                owner_match,
+            )
+            .values(state="interrupted", finished_at=now, error=error)
+        )
+        if result.rowcount != 1:
+            return False
+        conn.execute(
+            nodes_t.update()
+            .where(
+                nodes_t.c.run_id == run_id,
+                nodes_t.c.state.in_(("pending", "queued", "running")),
+            )
+            .values(state="cancelled", reason="run interrupted", finished_at=now)
+        )
+    return True
+
+
+def restart_run(db: Database, run_id: str, *, from_states: tuple[str, ...], **values: Any) -> bool:
+    """Move a finished run back to ``running`` for a resume (conditional on its state, so two
+    resumes of one run cannot both start); forgets its node rows, which the resumed run
+    records again (finished work comes back from the cache)."""
+    with db.begin() as conn:
+        result = conn.execute(
+            runs_t.update()
+            .where(runs_t.c.id == run_id, runs_t.c.state.in_(from_states))
+            .values(state="running", cancel_requested=False, finished_at=None, error=None, **values)
+        )
+        if result.rowcount != 1:
+            return False
+        conn.execute(nodes_t.delete().where(nodes_t.c.run_id == run_id))
+    return True
+
+
 def cancel_requested(db: Database, run_id: str) -> bool:
     with db.begin() as conn:
         return bool(

@@ -23,12 +23,15 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terrapipe.core.task import Param, Task
 from terrapipe.core.workflow import Workflow
 from terrapipe.errors import InvalidInput, NoDatasetsFound, SafetyLimitExceeded
 from terrapipe.transfer.locks import LockFactory
+
+if TYPE_CHECKING:
+    from terrapipe.settings import Settings
 
 WORKFLOW_NAME = "download-crop-convert-publish"
 LOCK_TIMEOUT_S = 3600.0
@@ -48,11 +51,12 @@ def _criteria(query: str, begin: str, end: str, geometry: str) -> dict[str, Any]
 
 
 @contextlib.contextmanager
-def _dataset_lock(dataset_id: int) -> Iterator[None]:
-    """Hold the dataset's lock (the same one the DownloadManager takes)."""
+def _dataset_lock(dataset_id: int, settings: Settings) -> Iterator[None]:
+    """Hold the dataset's lock (the same one the DownloadManager takes), where the run's
+    settings keep locks."""
     from terrapipe.transfer.manager import dataset_lock_key
 
-    locks = LockFactory.from_settings()
+    locks = LockFactory(redis_url=settings.redis_url, lock_dir=settings.home_dir / "locks")
     try:
         with locks.dataset_lock(dataset_lock_key(str(dataset_id)), LOCK_TIMEOUT_S):
             yield
@@ -77,20 +81,18 @@ class SelectDatasets(Task):
         return True  # the catalog changes: always look again
 
     def run(self, ctx) -> list[int]:
-        from terrapipe.store import open_database
         from terrapipe.transfer.catalog_source import CatalogSource
 
         p = ctx.params
         criteria = _criteria(p["query"], p["begin"], p["end"], p["geometry"])
         limit = p["safety_limit"]
-        with open_database() as db:
-            source = CatalogSource(db)
-            found = source.select(criteria, limit + 1)
-            if len(found) > limit:
-                raise SafetyLimitExceeded(
-                    f"{source.count(criteria)} datasets match, more than the safety limit of "
-                    f"{limit}; nothing was downloaded"
-                )
+        source = CatalogSource(ctx.db)
+        found = source.select(criteria, limit + 1)
+        if len(found) > limit:
+            raise SafetyLimitExceeded(
+                f"{source.count(criteria)} datasets match, more than the safety limit of "
+                f"{limit}; nothing was downloaded"
+            )
         if not found:
             raise NoDatasetsFound(f"no dataset matches the criteria {criteria!r}")
         return [int(r.key) for r in found]
@@ -111,7 +113,6 @@ class FetchDataset(Task):
 
     def run(self, ctx) -> dict[str, Any]:
         from terrapipe.catalog.query import get_dataset
-        from terrapipe.store import open_database
         from terrapipe.transfer.catalog_source import CatalogSource, to_record
         from terrapipe.transfer.download import Downloader
         from terrapipe.transfer.manager import already_downloaded, dataset_folder
@@ -119,7 +120,8 @@ class FetchDataset(Task):
 
         dataset_id = int(ctx.item)
         providers = ProviderRegistry.from_file(ctx.params["provider_settings"] or None)
-        with _dataset_lock(dataset_id), open_database() as db:
+        db = ctx.db  # the run's store, never the default database
+        with _dataset_lock(dataset_id, ctx.settings):
             record = to_record(get_dataset(db, dataset_id))
             path = already_downloaded(record)
             if path is None:
@@ -153,7 +155,7 @@ class CropDataset(Task):
         except ValueError:
             raise InvalidInput(f"invalid bbox {bbox!r}: expected west,south,east,north") from None
         source = Path(item["path"])
-        with _dataset_lock(item["dataset_id"]):
+        with _dataset_lock(item["dataset_id"], ctx.settings):
             out = crop(source, ctx.artifact_path(source.name), bbox=box)
         return {"dataset_id": item["dataset_id"], "path": out}
 
@@ -166,14 +168,12 @@ class ConvertDataset(Task):
 
     def run(self, ctx) -> dict[str, Any]:
         from terrapipe.catalog.query import get_dataset
-        from terrapipe.store import open_database
         from terrapipe.transfer.converters import DefaultConversionManager
 
         item = ctx.item
-        with open_database() as db:
-            dataset = get_dataset(db, int(item["dataset_id"]))
+        dataset = get_dataset(ctx.db, int(item["dataset_id"]))
         out_dir = ctx.artifact_path("converted/.keep").parent
-        with _dataset_lock(item["dataset_id"]):
+        with _dataset_lock(item["dataset_id"], ctx.settings):
             outputs = DefaultConversionManager().convert(dataset, item["path"], out_dir)
         return {"dataset_id": item["dataset_id"], "paths": outputs}
 

@@ -1,0 +1,299 @@
+"""Submitting, reading, cancelling and resuming runs: the one way in for the CLI, the HTTP
+service and Python.
+
+This module sits above :mod:`terrapipe.core` and :mod:`terrapipe.engines` and joins them:
+``submit`` validates the workflow and its parameters, records the run in the run store and
+hands it to the engine named by ``engine`` (looked up in :mod:`terrapipe.engines`). The
+store is the source of truth; ``get_run`` and ``list_runs`` read it back.
+
+Every reader also looks for runs this host was executing whose process is gone (killed,
+crashed) and marks them ``interrupted``; ``resume_run`` finishes such a run, reusing the
+results its nodes already stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from terrapipe.core.context import RunStore
+from terrapipe.core.owner import Owner, hostname, owner_gone
+from terrapipe.core.plan import RunPlan
+from terrapipe.core.runs import NodeView, Run, run_from_plan, run_from_rows
+from terrapipe.core.states import RUN_ACTIVE, RunState, parse_run_state
+from terrapipe.core.values import encode_outputs
+from terrapipe.core.workflow import Workflow
+from terrapipe.engines import get_engine
+from terrapipe.engines.base import RunJob
+from terrapipe.errors import InvalidInput, RunNotFound
+from terrapipe.settings import Settings, get_settings
+from terrapipe.store import runstore
+from terrapipe.store.artifacts import ArtifactStore
+from terrapipe.store.db import Database, open_database
+
+__all__ = [
+    "NodeView",
+    "Run",
+    "cancel_run",
+    "get_run",
+    "list_runs",
+    "mark_interrupted_runs",
+    "resume_run",
+    "submit",
+]
+
+_LOG = logging.getLogger("terrapipe.runs")
+RESUMABLE = (RunState.INTERRUPTED, RunState.CANCELLED, RunState.FAILED)
+
+
+def _with_db(db: Database | None, settings: Settings | None) -> tuple[Database, bool]:
+    if db is not None:
+        return db, False
+    return open_database(settings or get_settings()), True
+
+
+def mark_interrupted_runs(db: Database) -> list[str]:
+    """Mark ``interrupted`` every active run owned by a process of this host that is gone
+    (its pid no longer exists, or was reused by a later process); return their ids.
+
+    Runs owned by other hosts are left alone: only their own host can tell.
+    """
+    host = hostname()
+    marked = []
+    for row in runstore.active_owned_runs(db, host):
+        owner = Owner(row["owner_host"], int(row["owner_pid"]), row["owner_started"])
+        if not owner_gone(owner, host=host):
+            continue
+        error = f"the process that ran it (pid {owner.pid} on {owner.host}) ended without finishing"
+        if runstore.mark_interrupted(
+            db, row["id"], owner_pid=owner.pid, owner_started=owner.started, error=error
+        ):
+            _LOG.warning("run %s interrupted: %s", row["id"], error)
+            marked.append(row["id"])
+    return marked
+
+
+def _read(database: Database, run_id: str) -> Run:
+    row = runstore.get_run_row(database, run_id)
+    if row is None:
+        raise RunNotFound(f"no run with id {run_id!r} (see `terrapipe runs list`)")
+    return run_from_rows(row, runstore.node_rows(database, row["id"]))
+
+
+def get_run(run_id: str, *, db: Database | None = None, settings: Settings | None = None) -> Run:
+    """Read a run and its node instances (a unique id prefix is accepted)."""
+    database, own = _with_db(db, settings)
+    try:
+        mark_interrupted_runs(database)
+        return _read(database, run_id)
+    finally:
+        if own:
+            database.dispose()
+
+
+def list_runs(
+    *,
+    limit: int = 20,
+    workflow: str | None = None,
+    state: str | None = None,
+    db: Database | None = None,
+    settings: Settings | None = None,
+) -> list[Run]:
+    """The newest runs first, without their nodes."""
+    if state is not None:
+        state = parse_run_state(state)
+    database, own = _with_db(db, settings)
+    try:
+        mark_interrupted_runs(database)
+        rows = runstore.list_run_rows(database, limit=limit, workflow=workflow, state=state)
+        return [run_from_rows(r, []) for r in rows]
+    finally:
+        if own:
+            database.dispose()
+
+
+def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | None = None) -> Run:
+    """Ask a run to stop: a queued run is cancelled at once, a running one at its next
+    check (within a second on the local engine)."""
+    database, own = _with_db(db, settings)
+    try:
+        mark_interrupted_runs(database)
+        run = _read(database, run_id)
+        if run.state == RunState.QUEUED:
+            runstore.update_run(
+                database,
+                run.id,
+                state=RunState.CANCELLED,
+                cancel_requested=True,
+                finished_at=dt.datetime.now(dt.UTC),
+            )
+        elif run.state == RunState.RUNNING:
+            runstore.update_run(database, run.id, cancel_requested=True)
+        else:
+            raise InvalidInput(f"run {run.id} is already {run.state}; nothing to cancel")
+        return _read(database, run.id)
+    finally:
+        if own:
+            database.dispose()
+
+
+def _hand_off(
+    database: Database,
+    own: bool,
+    settings: Settings,
+    run_id: str,
+    wf: Workflow,
+    params: dict[str, Any],
+    *,
+    engine: str,
+    force: bool,
+    workers: int | None,
+    on_update: Callable[[RunPlan], Any] | None,
+    wait: bool,
+) -> Run:
+    """Give a recorded run to its engine; the finished run (``wait``) or the run as now
+    recorded."""
+    job = RunJob(
+        run_id=run_id,
+        workflow=wf,
+        params=params,
+        store=RunStore(database, ArtifactStore(settings.artifacts_dir), settings),
+        force=force,
+        workers=workers,
+        on_update=on_update,
+        own_db=own and not wait,
+    )
+    plan = get_engine(engine).run(job, wait=wait)
+    if plan is not None:  # the run just executed here: build it from memory, not the store
+        return run_from_plan(runstore.get_run_row(database, run_id) or {}, plan)
+    return _read(database, run_id)
+
+
+def submit(
+    workflow: Workflow | str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    force: bool = False,
+    version: str | None = None,
+    modules: Iterable[str] = (),
+    settings: Settings | None = None,
+    db: Database | None = None,
+    on_update: Callable[[RunPlan], Any] | None = None,
+    wait: bool = True,
+) -> Run:
+    """Validate, record and execute a run of ``workflow``.
+
+    ``workflow`` is a :class:`Workflow` or a registered name. Unknown, missing or
+    mistyped parameters raise :class:`~terrapipe.errors.ParameterError` before anything
+    is recorded. With ``wait`` (the default) the finished run is returned; with
+    ``wait=False`` the run as recorded once its engine took it (``running`` on the local
+    engine, which goes on in a background thread): follow it with :func:`get_run`.
+    ``db`` and ``settings`` choose the run's store; every task of the run writes there.
+    """
+    from terrapipe.core.registry import find_workflow
+
+    get_engine(engine)  # an unknown engine fails before anything is recorded
+    wf = (
+        workflow
+        if isinstance(workflow, Workflow)
+        else find_workflow(workflow, version, modules=modules)
+    )
+    wf.validate()
+    resolved = wf.resolve_params(params)
+    settings = settings or get_settings()
+    database, own = _with_db(db, settings)
+    handed = False
+    try:
+        mark_interrupted_runs(database)
+        run_id = uuid.uuid4().hex
+        now = dt.datetime.now(dt.UTC)
+        runstore.create_run(
+            database,
+            id=run_id,
+            workflow=wf.name,
+            workflow_version=wf.version,
+            params=encode_outputs(resolved),
+            engine=engine,
+            force=force,
+            created_at=now,
+            expires_at=now + dt.timedelta(days=settings.run_expiry_days),
+        )
+        handed = True
+        return _hand_off(
+            database,
+            own,
+            settings,
+            run_id,
+            wf,
+            resolved,
+            engine=engine,
+            force=force,
+            workers=workers,
+            on_update=on_update,
+            wait=wait,
+        )
+    finally:
+        if own and (wait or not handed):
+            database.dispose()
+
+
+def resume_run(
+    run_id: str,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    modules: Iterable[str] = (),
+    settings: Settings | None = None,
+    db: Database | None = None,
+    on_update: Callable[[RunPlan], Any] | None = None,
+    wait: bool = True,
+) -> Run:
+    """Finish an interrupted (or cancelled, or failed) run under its own id.
+
+    The run's workflow is looked up by its recorded name and version (``modules`` as for
+    ``submit``) and executed again with its recorded parameters: nodes whose results were
+    stored before the interruption come back ``cached``; the rest run now.
+    """
+    from terrapipe.core.registry import find_workflow
+
+    get_engine(engine)
+    settings = settings or get_settings()
+    database, own = _with_db(db, settings)
+    handed = False
+    try:
+        mark_interrupted_runs(database)
+        run = _read(database, run_id)
+        if run.state in RUN_ACTIVE:
+            raise InvalidInput(
+                f"run {run.id} is still {run.state}; cancel it first (`terrapipe runs cancel`)"
+            )
+        if run.state not in RESUMABLE:
+            raise InvalidInput(
+                f"run {run.id} is {run.state}; only interrupted, cancelled or failed runs "
+                "can be resumed"
+            )
+        wf = find_workflow(run.workflow, run.workflow_version, modules=modules)
+        if not runstore.restart_run(database, run.id, from_states=RESUMABLE, engine=engine):
+            raise InvalidInput(f"run {run.id} is being resumed elsewhere")
+        handed = True
+        return _hand_off(
+            database,
+            own,
+            settings,
+            run.id,
+            wf,
+            dict(run.params),
+            engine=engine,
+            force=False,
+            workers=workers,
+            on_update=on_update,
+            wait=wait,
+        )
+    finally:
+        if own and (wait or not handed):
+            database.dispose()
