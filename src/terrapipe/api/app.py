@@ -85,4 +85,28 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.api_max_body)
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = collections.standard_parameters(errors.document_errors(document))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app ``terrapipe serve`` runs in each worker process: settings from the
+    environment, user modules from ``TERRAPIPE_SERVE_MODULES``."""
+    import os
+
+    modules = [m for m in os.environ.get("TERRAPIPE_SERVE_MODULES", "").split(os.pathsep) if m]
+    return create_app(modules=modules)

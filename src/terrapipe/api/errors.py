@@ -35,6 +35,53 @@ STATUS_FOR: tuple[tuple[type[BaseException], int, str], ...] = (
 )
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+
+# The errors each operation can answer with, as documented in the OpenAPI document.
+DOCUMENTED = {
+    400: "Bad request: the detail names the parameter or input",
+    404: "No such process, job, collection or feature",
+}
+WRITE_ERRORS = {
+    401: "A bearer token is needed (TERRAPIPE_AUTH=on)",
+    403: "A file input outside the service's data roots",
+    409: "The job already finished",
+    413: "The request body is too large",
+}
+
+
+def document_errors(openapi: dict) -> dict:
+    """Declare the problem responses in an OpenAPI document: FastAPI's 422 becomes the 400
+    this service answers, and writes list their 401/403/409/413."""
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for methods in openapi.get("paths", {}).values():
+        for method, operation in methods.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            codes = dict(DOCUMENTED)
+            if method in ("post", "delete"):
+                codes.update(WRITE_ERRORS)
+            for code, text in codes.items():
+                responses.setdefault(
+                    str(code),
+                    {"description": text, "content": {"application/problem+json": {"schema": ref}}},
+                )
+    return openapi
+
+
 class ApiError(Exception):
     """An HTTP-level error: status, a short title, the detail naming the culprit."""
 

@@ -283,3 +283,45 @@ def layer_file(
         if path.name == name and path.is_file():
             return FileResponse(path, media_type=media_type(path))
     raise ApiError(404, "not-found", f"collection {collectionId!r} has no file {name!r}")
+
+
+# OGC API – Features Part 1, the parameters as the standard's OpenAPI fragments define them.
+STANDARD_PARAMETERS = {
+    "bbox": {
+        "name": "bbox",
+        "in": "query",
+        "required": False,
+        "description": BBOX_DOC,
+        "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+        "style": "form",
+        "explode": False,
+    },
+    "datetime": {
+        "name": "datetime",
+        "in": "query",
+        "required": False,
+        "description": DATETIME_DOC,
+        "schema": {"type": "string"},
+        "style": "form",
+        "explode": False,
+    },
+    "limit": {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "The most features in the response (1 to 10000).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10},
+        "style": "form",
+        "explode": False,
+    },
+}
+
+
+def standard_parameters(openapi: dict) -> dict:
+    """Put the standard's definitions of bbox, datetime and limit in the document."""
+    operation = openapi.get("paths", {}).get("/collections/{collectionId}/items", {}).get("get")
+    if operation:
+        operation["parameters"] = [
+            STANDARD_PARAMETERS.get(p.get("name"), p) for p in operation.get("parameters", [])
+        ]
+    return openapi
