@@ -99,3 +99,13 @@ def test_results_not_ready_while_running_then_dismiss(live) -> None:
     assert gone.status_code == 200 and gone.json()["status"] == "dismissed"
     final = _wait(live.url, job_id, {"dismissed"}, timeout=10)
     assert final["status"] == "dismissed"
+
+
+def test_landing_is_json_by_default_and_html_for_a_browser(live) -> None:
+    assert httpx.get(f"{live.url}/").json()["title"] == "terrapipe"
+    browser = httpx.get(
+        f"{live.url}/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    )
+    assert browser.headers["content-type"].startswith("text/html")
+    assert f"href='{live.url}/processes'" in browser.text
+    assert httpx.get(f"{live.url}/?f=html").headers["content-type"].startswith("text/html")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import html
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 router = APIRouter(tags=["capabilities"])
 
@@ -25,9 +28,39 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/", operation_id="getLandingPage", summary="Landing page")
-def landing(request: Request) -> dict:
-    base = base_url(request)
+def wants_html(request: Request, f: str | None) -> bool:
+    """HTML for a browser (``Accept: text/html`` before JSON) or ``?f=html``; else JSON."""
+    if f is not None:
+        return f.lower() == "html"
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "json" not in accept.split("text/html")[0]
+
+
+@router.get(
+    "/",
+    operation_id="getLandingPage",
+    summary="Landing page (JSON; HTML for a browser or ?f=html)",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
+def landing(
+    request: Request, f: str | None = Query(default=None, pattern="^(json|html)$")
+) -> Response:
+    page = _landing(base_url(request))
+    if wants_html(request, f):
+        items = "".join(
+            f"<li><a href='{html.escape(link['href'])}'>{html.escape(link['title'])}</a> "
+            f"<small>({html.escape(link['rel'])})</small></li>"
+            for link in page["links"]
+        )
+        return HTMLResponse(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>terrapipe</title></head>"
+            f"<body><h1>{html.escape(page['title'])}</h1><p>{html.escape(page['description'])}"
+            f"</p><ul>{items}</ul></body></html>"
+        )
+    return JSONResponse(page)
+
+
+def _landing(base: str) -> dict:
     ogc = "http://www.opengis.net/def/rel/ogc/1.0"
     return {
         "title": "terrapipe",
