@@ -62,6 +62,18 @@ class Settings(BaseSettings):
         "bigger window (or zone) is refused. Same default as terrapipe.geo's.",
     )
 
+    # -- the HTTP service (terrapipe serve) ------------------------------------------------
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis:// or amqp://); jobs go to workers."
+    )
+    data_roots: str | None = Field(
+        default=None,
+        description="Folders (path-separated) whose files requests may name; default the "
+        "working directory and home.",
+    )
+    auth: bool = Field(default=False, description="Execution and dismiss need a token.")
+    api_max_body: int = Field(default=1 << 20, description="Largest request body, bytes.")
+
     @classmethod
     def settings_customise_sources(
         cls,

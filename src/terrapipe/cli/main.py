@@ -40,6 +40,8 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("layers", "layers"),
     ("catalog", "catalog"),
     ("transfer", None),
+    ("serve", None),
+    ("tokens", "tokens"),
 )
 
 app = typer.Typer(

@@ -98,7 +98,7 @@ def _import_area_models() -> None:
     """Register the tables of the other areas on Base.metadata (optional while they grow)."""
     import importlib
 
-    for module in ("terrapipe.catalog.models", "terrapipe.publish.models"):
+    for module in ("terrapipe.catalog.models", "terrapipe.publish.models", "terrapipe.api.models"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:  # area not built yet

@@ -1,0 +1,274 @@
+"""Latency of the HTTP service under load: submit async jobs and poll their status.
+
+``--clients`` threads, each with its own keep-alive ``http.client`` connection, for
+``--seconds``: every client submits an async job of a no-op process, then polls the job's
+status until it is final, and again. Prints p50/p99 of submit and of status, requests per
+second, and the same for the first and the last 5 s (is it steady as jobs pile up?).
+
+With ``--anchor pygeoapi`` it measures pygeoapi in the same run, the same way (its
+``hello-world`` process, TinyDB job manager, under uvicorn); pygeoapi is installed into a
+venv of its own under benchmarks/out/ the first time (it pins other versions than ours).
+
+    .venv/bin/python benchmarks/api_latency.py [--clients 100] [--seconds 30] [--anchor pygeoapi]
+
+Targets (issue 13): submit p99 < 50 ms, status p99 < 20 ms, steady from the first to the
+last 5 s, at 10x pygeoapi's request rate or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+HERE = Path(__file__).resolve().parent
+NOOP_MODULE = HERE / "api_noop.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    parts = urlsplit(url)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(
+                f"server exited: {proc.stdout.read().decode(errors='replace')[-2000:]}"
+            )
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=1)
+            conn.request("GET", "/conformance")
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+def start_terrapipe(home: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ, TERRAPIPE_HOME=str(home))
+    cmd = [sys.executable, "-m", "terrapipe.cli.main", "serve", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--module", str(NOOP_MODULE)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, proc)
+    return proc, url
+
+
+PYGEOAPI_CONFIG = """
+server:
+  bind: {{host: 127.0.0.1, port: {port}}}
+  url: http://127.0.0.1:{port}
+  mimetype: application/json; charset=UTF-8
+  encoding: utf-8
+  languages: [en-US]
+  limits: {{default_items: 10, max_items: 50}}
+  map: {{url: https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png, attribution: osm}}
+  manager:
+    name: TinyDB
+    connection: {jobs}
+    output_dir: {out}
+logging: {{level: ERROR}}
+metadata:
+  identification: {{title: bench, description: bench, keywords: [bench], keywords_type: theme,
+    terms_of_service: none, url: http://example.org}}
+  license: {{name: CC-BY 4.0, url: https://creativecommons.org/licenses/by/4.0/}}
+  provider: {{name: bench, url: http://example.org}}
+  contact: {{name: bench, position: bench, address: x, city: x, stateorprovince: x,
+    postalcode: x, country: x, phone: x, fax: x, email: x@example.org, url: http://example.org,
+    hours: x, instructions: x, role: pointOfContact}}
+resources:
+  hello-world:
+    type: process
+    processor: {{name: HelloWorld}}
+"""
+
+
+def start_pygeoapi(workdir: Path) -> tuple[subprocess.Popen, str]:
+    venv = HERE / "out" / "pygeoapi-venv"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "pygeoapi", "uvicorn", "starlette"],
+            check=True,
+        )
+    port = free_port()
+    config = workdir / "pygeoapi.yml"
+    config.write_text(
+        PYGEOAPI_CONFIG.format(port=port, jobs=workdir / "jobs.db", out=workdir / "out")
+    )
+    openapi = workdir / "openapi.yml"
+    env = dict(os.environ, PYGEOAPI_CONFIG=str(config), PYGEOAPI_OPENAPI=str(openapi))
+    subprocess.run(
+        [
+            str(venv / "bin" / "pygeoapi"),
+            "openapi",
+            "generate",
+            str(config),
+            "--output-file",
+            str(openapi),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    cmd = [
+        str(py),
+        "-m",
+        "uvicorn",
+        "pygeoapi.starlette_app:APP",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, proc)
+    return proc, url
+
+
+def client_loop(
+    url: str, process: str, inputs: dict, stop_at: float, out: list, final: set[str]
+) -> None:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    body = json.dumps({"inputs": inputs}).encode()
+    headers = {"Content-Type": "application/json", "Prefer": "respond-async"}
+    while time.monotonic() < stop_at:
+        t0 = time.monotonic()
+        try:
+            conn.request("POST", f"/processes/{process}/execution", body, headers)
+            resp = conn.getresponse()
+            resp.read()
+            location = resp.getheader("Location")
+        except OSError:
+            conn.close()
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            continue
+        out.append(("submit", t0, time.monotonic() - t0, resp.status))
+        if not location:
+            continue
+        path = urlsplit(location).path
+        while time.monotonic() < stop_at:
+            t0 = time.monotonic()
+            try:
+                conn.request("GET", path, headers={"Accept": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+                break
+            out.append(("status", t0, time.monotonic() - t0, resp.status))
+            try:
+                if json.loads(data).get("status") in final:
+                    break
+            except ValueError:
+                break
+            time.sleep(0.01)
+    conn.close()
+
+
+def measure(url: str, process: str, inputs: dict, clients: int, seconds: float) -> dict:
+    results: list[list] = [[] for _ in range(clients)]
+    start = time.monotonic()
+    stop_at = start + seconds
+    final = {"successful", "failed", "dismissed"}
+    threads = [
+        threading.Thread(target=client_loop, args=(url, process, inputs, stop_at, r, final))
+        for r in results
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    samples = [s for r in results for s in r]
+    return summarise(samples, start, seconds)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+def summarise(samples: list, start: float, seconds: float) -> dict:
+    out = {}
+    for window, lo, hi in (
+        ("all", 0, seconds),
+        ("first 5 s", 0, 5),
+        ("last 5 s", seconds - 5, seconds),
+    ):
+        part = [s for s in samples if lo <= s[1] - start < hi]
+        span = hi - lo
+        row = {}
+        for kind in ("submit", "status"):
+            lat = [s[2] for s in part if s[0] == kind]
+            errors = sum(1 for s in part if s[0] == kind and s[3] >= 400)
+            row[kind] = {
+                "p50_ms": _pct(lat, 0.5),
+                "p99_ms": _pct(lat, 0.99),
+                "per_s": len(lat) / span,
+                "errors": errors,
+            }
+        out[window] = row
+    return out
+
+
+def show(name: str, figures: dict) -> None:
+    for window, row in figures.items():
+        for kind, f in row.items():
+            print(
+                f"{name:10s} {window:10s} {kind:6s} p50 {f['p50_ms']:8.1f} ms  p99 "
+                f"{f['p99_ms']:8.1f} ms  {f['per_s']:8.1f} req/s  errors {f['errors']}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=1, help="terrapipe serve --workers")
+    parser.add_argument("--anchor", choices=["pygeoapi", "none"], default="none")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_terrapipe(Path(tmp) / "home", args.workers)
+        try:
+            ours = measure(url, "noop", {}, args.clients, args.seconds)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        show("terrapipe", ours)
+        if args.anchor == "pygeoapi":
+            aproc, aurl = start_pygeoapi(Path(tmp))
+            try:
+                anchor = measure(aurl, "hello-world", {"name": "x"}, args.clients, args.seconds)
+            finally:
+                aproc.send_signal(signal.SIGTERM)
+                aproc.wait(30)
+            show("pygeoapi", anchor)
+            for kind in ("submit", "status"):
+                ratio = ours["all"][kind]["per_s"] / max(anchor["all"][kind]["per_s"], 1e-9)
+                print(f"ratio {kind} req/s terrapipe / pygeoapi: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One router module per OGC API part: landing, processes, jobs, collections."""

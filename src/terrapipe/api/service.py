@@ -1,0 +1,78 @@
+"""What every request handler shares: settings, the database, the workflows, the data roots.
+
+One :class:`Service` per application, built by :func:`terrapipe.api.app.create_app` and
+kept on ``app.state``; handlers get it through :func:`get_service`. Nothing module-level.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Request
+
+from terrapipe.core.registry import WorkflowRegistry, load_registry
+from terrapipe.core.workflow import Workflow
+from terrapipe.settings import Settings
+from terrapipe.store.db import Database
+
+
+@dataclass
+class Service:
+    """The state of one running service."""
+
+    settings: Settings
+    db: Database
+    modules: tuple[str, ...] = ()
+    _registry: WorkflowRegistry | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def registry(self) -> WorkflowRegistry:
+        """The workflows this service offers (built-ins, entry points, ``modules``)."""
+        with self._lock:
+            if self._registry is None:
+                self._registry = load_registry(self.modules)
+            return self._registry
+
+    def workflow(self, process_id: str) -> Workflow:
+        """A process by id: ``NAME`` (newest version) or ``NAME@VERSION``."""
+        name, _, version = process_id.partition("@")
+        return self.registry.get(name, version or None)
+
+    @property
+    def engine(self) -> str:
+        """Celery when a broker is configured, else the local engine in the background."""
+        return "celery" if self.settings.broker_url else "local"
+
+    @property
+    def data_roots(self) -> list[Path]:
+        """Folders whose files requests may name as inputs (``TERRAPIPE_DATA_ROOTS``,
+        path-separated; default the working directory and ``TERRAPIPE_HOME``)."""
+        raw = self.settings.data_roots or ""
+        roots = [Path(p) for p in raw.split(os.pathsep) if p.strip()]
+        if not roots:
+            roots = [Path.cwd(), self.settings.home_dir]
+        return [r.expanduser().resolve() for r in roots]
+
+    max_download: int = 2 << 30  # largest URL input fetched for a request
+
+    def catalog_path(self, entry_id: str) -> str | None:
+        """The downloaded file of catalog dataset ``entry_id``, if any."""
+        from terrapipe.catalog import get_dataset
+        from terrapipe.errors import NotFound
+
+        try:
+            dataset = get_dataset(self.db, entry_id)
+        except NotFound:
+            return None
+        for uri in dataset.uris:
+            if uri.local_path and Path(uri.local_path).exists():
+                return uri.local_path
+        return None
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
