@@ -59,7 +59,7 @@ def list_tokens(db: Database) -> list[TokenInfo]:
                 tokens_t.c.created_at
             )
         ).all()
-    return [TokenInfo(r.name, _utc(r.created_at), _utc(r.revoked_at)) for r in rows]
+    return [TokenInfo(r.name, r.created_at, r.revoked_at) for r in rows]
 
 
 def revoke_token(db: Database, name: str) -> None:
@@ -87,9 +87,3 @@ def verify_token(db: Database, token: str) -> str | None:
     if row is None or not hmac.compare_digest(row.token_hash, wanted):
         return None
     return row.name
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value

@@ -8,7 +8,7 @@ WKB in a BLOB on SQLite, indexed by the ``datasets_rtree`` R*Tree on the bbox co
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,30 +18,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.functions import FunctionElement
 
 from terrapipe.store.db import Base
+from terrapipe.store.types import UTCDateTime
 
 HARVEST_STATES = ("ok", "failed")
 URI_ROLES = ("data", "metadata", "thumbnail", "overview", "other")
 RTREE_TABLE = "datasets_rtree"
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
-
-
-class UTCDateTime(sa.TypeDecorator):
-    """A timezone-aware UTC datetime on both backends (naive UTC text on SQLite)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class _GeomFromWKB(FunctionElement):

@@ -147,12 +147,6 @@ class Run:
         }
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite drops the zone
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]) -> Run:
     instances = [
         NodeView(
@@ -168,8 +162,8 @@ def run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]
             cache_key=n["cache_key"],
             task_name=n["task_name"],
             task_version=n["task_version"],
-            started_at=_utc(n["started_at"]),
-            finished_at=_utc(n["finished_at"]),
+            started_at=n["started_at"],
+            finished_at=n["finished_at"],
             error_kind=n.get("error_kind"),
         )
         for n in node_rows
@@ -189,10 +183,10 @@ def run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]
         engine=row["engine"],
         progress=row["progress"],
         error=row["error"],
-        created_at=_utc(row["created_at"]),
-        started_at=_utc(row["started_at"]),
-        finished_at=_utc(row["finished_at"]),
-        expires_at=_utc(row["expires_at"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        expires_at=row["expires_at"],
         instances=instances,
     )
 

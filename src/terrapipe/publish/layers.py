@@ -52,9 +52,6 @@ class Layer:
 
 def _row_to_layer(row: Any) -> Layer:
     data = {k: row[k] for k in Layer.__dataclass_fields__}
-    for key in ("created_at", "updated_at"):
-        if data[key] is not None and data[key].tzinfo is None:
-            data[key] = data[key].replace(tzinfo=dt.UTC)
     return Layer(**data)
 
 

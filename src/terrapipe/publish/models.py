@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from terrapipe.store.db import Base
+from terrapipe.store.types import UTCDateTime
 
 
 class LayerRecord(Base):
@@ -32,5 +33,5 @@ class LayerRecord(Base):
     stac_item: Mapped[str | None] = mapped_column(sa.Text)
     publication: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     run_id: Mapped[str | None] = mapped_column(sa.String(32))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

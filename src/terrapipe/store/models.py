@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from terrapipe.core.states import NODE_FINAL, NodeState, RunState
 from terrapipe.store.db import Base
+from terrapipe.store.types import UTCDateTime
 
 RUN_STATES = tuple(s.value for s in RunState)
 NODE_STATES = tuple(s.value for s in NodeState)
@@ -33,10 +34,10 @@ class RunRecord(Base):
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     progress: Mapped[float] = mapped_column(sa.Float, default=0.0)
     error: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the process executing the run in-process (local engine), to tell a killed run
     owner_host: Mapped[str | None] = mapped_column(sa.String(255))
     owner_pid: Mapped[int | None] = mapped_column(sa.Integer)
@@ -64,8 +65,8 @@ class NodeRecord(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     error_kind: Mapped[str | None] = mapped_column(sa.String(10))
     traceback: Mapped[str | None] = mapped_column(sa.Text)
-    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CacheEntry(Base):
@@ -78,7 +79,7 @@ class CacheEntry(Base):
     outputs: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
     artifact_dir: Mapped[str | None] = mapped_column(sa.Text)
     run_id: Mapped[str | None] = mapped_column(sa.String(32))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ArtifactRecord(Base):
@@ -91,7 +92,7 @@ class ArtifactRecord(Base):
     path: Mapped[str] = mapped_column(sa.Text)
     size: Mapped[int] = mapped_column(sa.BigInteger)
     digest: Mapped[str | None] = mapped_column(sa.String(80))  # sha256:HEX, content tasks
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def _import_area_models() -> None:

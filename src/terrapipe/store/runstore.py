@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from terrapipe.core.states import RUN_ACTIVE, NodeState, RunState
-from terrapipe.store.db import Database
+from terrapipe.store.db import Database, json_text
 from terrapipe.store.models import ArtifactRecord, CacheEntry, NodeRecord, RunRecord
+from terrapipe.store.types import UTCDateTime
 
 runs_t = RunRecord.__table__
 nodes_t = NodeRecord.__table__
@@ -272,7 +273,7 @@ def components_of(db: Database, key: str) -> dict[str, Any] | None:
 
 
 def _json_value(value: Any) -> Any:
-    return None if value is None else json.dumps(value)
+    return None if value is None else json_text(value)
 
 
 def _sqlite_datetime(value: Any) -> Any:
@@ -287,7 +288,7 @@ def _converter(db: Database, column: sa.Column) -> Any:
     """How a value of this column goes to the driver, matching what SQLAlchemy stores."""
     if isinstance(column.type, sa.JSON):
         return _json_value
-    if isinstance(column.type, sa.DateTime) and db.is_sqlite:
+    if isinstance(column.type, sa.DateTime | UTCDateTime) and db.is_sqlite:
         return _sqlite_datetime
     return None
 
