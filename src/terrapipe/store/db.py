@@ -31,6 +31,21 @@ class Base(DeclarativeBase):
     """Declarative base of every terrapipe table."""
 
 
+TABLES_GROUP = "terrapipe.tables"  # entry points: each area's module of tables
+
+
+def load_tables() -> sa.MetaData:
+    """Every area's tables on :class:`Base` (the ``terrapipe.tables`` entry points, the
+    run store's own first), for code that needs the complete metadata (migrations)."""
+    import importlib
+    import importlib.metadata
+
+    importlib.import_module("terrapipe.store.models")
+    for ep in importlib.metadata.entry_points(group=TABLES_GROUP):
+        importlib.import_module(ep.value)
+    return Base.metadata
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -1,7 +1,9 @@
 """Tables of the run store: runs, node instances, cache entries and artifacts.
 
-Other areas (catalog, layers) define their tables next to their code on the same
-:class:`~terrapipe.store.db.Base`; this module imports them so metadata is complete.
+Other areas (catalog, layers, the service) define their tables next to their code on the
+same :class:`~terrapipe.store.db.Base`; the store never imports them by name: every area
+lists its tables module in the ``terrapipe.tables`` entry point group, and
+:func:`terrapipe.store.db.load_tables` imports them all when complete metadata is needed.
 """
 
 from __future__ import annotations
@@ -93,18 +95,3 @@ class ArtifactRecord(Base):
     size: Mapped[int] = mapped_column(sa.BigInteger)
     digest: Mapped[str | None] = mapped_column(sa.String(80))  # sha256:HEX, content tasks
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-def _import_area_models() -> None:
-    """Register the tables of the other areas on Base.metadata (optional while they grow)."""
-    import importlib
-
-    for module in ("terrapipe.catalog.models", "terrapipe.publish.models", "terrapipe.api.models"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # area not built yet
-            if exc.name != module:
-                raise
-
-
-_import_area_models()

@@ -2,13 +2,12 @@
 
 from alembic import context
 
-import terrapipe.store.models  # noqa: F401  (registers the tables on Base.metadata)
-from terrapipe.store.db import Base
+from terrapipe.store.db import load_tables
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - alembic CLI use
     raise SystemExit("run migrations through terrapipe.store.Database.migrate()")
 
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+context.configure(connection=connection, target_metadata=load_tables(), render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()
