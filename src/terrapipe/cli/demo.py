@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.style import Style
 
+from terrapipe.cli.exits import EXIT_RUN_FAILED
 from terrapipe.cli.output import Column, console, print_json, table, text
 from terrapipe.cli.render import line, styled
 from terrapipe.pipelines.showcase import DEMO_ROI, run_showcase
@@ -54,7 +55,7 @@ def demo_command(
             "[bold]terrapipe workflows show stream-order[/] and [bold]terrapipe runs list[/]."
         )
     if not show.ok:
-        sys.exit(1)
+        sys.exit(EXIT_RUN_FAILED)
 
 
 def register(root: typer.Typer) -> None:

@@ -16,19 +16,8 @@ from rich.text import Text
 
 from terrapipe import errors
 from terrapipe.cli import usage
+from terrapipe.cli.exits import EXIT_CANCELLED, EXIT_OK, exit_code_for
 from terrapipe.cli.output import print_error
-
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
-
-# One table: error class -> exit code. The first matching class (in order) wins.
-EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (errors.TaskError, EXIT_RUN_FAILED),
-    (errors.Cancelled, 130),
-    (errors.StoreError, EXIT_RUN_FAILED),
-    (errors.InvalidInput, EXIT_USAGE),
-    (errors.NotFound, EXIT_USAGE),
-    (errors.TerrapipeError, EXIT_RUN_FAILED),
-)
 
 # Command groups: (module under terrapipe.cli, group name or None for top-level commands).
 COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
@@ -51,13 +40,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def exit_code_for(exc: BaseException) -> int:
-    for cls, code in EXIT_CODES:
-        if isinstance(exc, cls):
-            return code
-    return EXIT_RUN_FAILED
 
 
 def _register(root: typer.Typer) -> None:
@@ -105,14 +87,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exit_code_for(exc))
     except KeyboardInterrupt:
         stderr.print(Text("interrupted", "bold red"))
-        sys.exit(130)
+        sys.exit(EXIT_CANCELLED)
     except SystemExit:
         raise
     except typer.Exit as exc:  # raised outside a command (typer returns it otherwise)
         sys.exit(exc.exit_code)
     except typer.Abort:
         stderr.print(Text("aborted", "bold red"))
-        sys.exit(130)
+        sys.exit(EXIT_CANCELLED)
     except Exception as exc:  # the parser's errors arrive here with standalone_mode=False
         if not isinstance(exc, usage.parser_error_types()):
             raise

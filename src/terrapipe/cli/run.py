@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from terrapipe.cli.exits import EXIT_USAGE, exit_code_for_run
 from terrapipe.cli.output import console, err_console, print_error, print_json, show_progress, text
 from terrapipe.cli.render import line, params_table, print_run
 from terrapipe.core.plan import RunPlan
@@ -88,7 +89,7 @@ def _check_required(workflow: str, version: str | None, modules: list[str], give
     fix = " ".join(f"-p {n}=VALUE" for n in missing)
     print_error(err, f"workflow {wf.name!r} needs parameter(s) {needs}; pass {fix}")
     err.print(params_table(params, title=f"parameters of {wf.name}"))
-    sys.exit(2)
+    sys.exit(EXIT_USAGE)
 
 
 @contextlib.contextmanager
@@ -174,16 +175,14 @@ def run_command(
 
 
 def exit_for(run: Run) -> int:
-    """The exit code of a finished run: 0 succeeded, 1 failed, 2 failed on bad input (each
-    failed node's error printed on stderr), 130 cancelled or interrupted."""
-    if run.state in (RunState.CANCELLED, RunState.INTERRUPTED):
-        return 130
-    if run.failed_on_input:
+    """The exit code of a finished run (the table in :mod:`terrapipe.cli.exits`); a run
+    that failed on bad input also prints each failed node's error on stderr."""
+    code = exit_code_for_run(run)
+    if code == EXIT_USAGE:
         for inst in run.instances:
             if inst.state == NodeState.FAILED:
                 print_error(err_console(), f"{inst.key}: {inst.error}")
-        return 2
-    return 0 if run.state == RunState.SUCCEEDED else 1
+    return code
 
 
 def register(root: typer.Typer) -> None:
