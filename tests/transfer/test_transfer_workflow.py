@@ -13,7 +13,7 @@ from transfer_data import write_raster
 
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.ingest import save_datasets
-from terrapipe.transfer.workflow import build_workflow
+from terrapipe.pipelines.download_crop_convert_publish import build_workflow
 
 # write_raster: EPSG:32643, 30 m pixels from (500000, 2000000): lon ~75, lat ~18.08
 BBOX = "75.0,17.95,75.1,18.05"

@@ -12,9 +12,9 @@ from transfer_data import write_raster
 
 from terrapipe.catalog.dataset import Dataset, DatasetURI
 from terrapipe.catalog.ingest import save_datasets
+from terrapipe.pipelines.download_crop_convert_publish import build_workflow
 from terrapipe.settings import Settings
 from terrapipe.store.db import Database
-from terrapipe.transfer.workflow import build_workflow
 
 
 def test_download_workflow_reads_and_records_in_the_given_store(

@@ -233,7 +233,7 @@ class ProximityTask(Task):
 def _single(name: str, task: Task, description: str) -> Workflow:
     wf = Workflow(name, version=1, category="building block", description=description)
     wf.add_node(task)
-    wf.add_node(Publish(), task.name)
+    wf.add_node(Publish(), task.name, name="publish")
     return wf
 
 

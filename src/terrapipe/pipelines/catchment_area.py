@@ -55,4 +55,4 @@ workflow = Workflow(
 )
 workflow.add_node(Region(INPUTS))
 workflow.add_node(ClipCatchment(), "region")
-workflow.add_node(Publish(), "clip-catchment")
+workflow.add_node(Publish(), "clip-catchment", name="publish")

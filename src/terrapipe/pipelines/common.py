@@ -236,7 +236,7 @@ class Region(Task):
 class Publish(Task):
     """Publish every layer the upstream nodes made: layer record, quicklook, STAC item."""
 
-    name = "publish"
+    name = "publish-layer"  # not the dataset chain's publish-dataset
     version = 1
 
     def needed(self, ctx: Context) -> bool:

@@ -69,4 +69,4 @@ workflow = Workflow(
 )
 workflow.add_node(Region(INPUTS))
 workflow.add_node(ClipDrainageLines(), "region")
-workflow.add_node(Publish(), "clip-drainage-lines")
+workflow.add_node(Publish(), "clip-drainage-lines", name="publish")

@@ -130,4 +130,4 @@ workflow = Workflow(
 workflow.add_node(Region((VILLAGES, FACILITIES)))
 workflow.add_node(VillagesInRoi(), "region")
 workflow.add_node(Proximity(), ["region", "villages"])
-workflow.add_node(Publish(), "proximity")
+workflow.add_node(Publish(), "proximity", name="publish")
