@@ -13,8 +13,6 @@ the size, before any allocation.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from rasterio.windows import Window
 
 from terrapipe.errors import RasterError, RoiOutsideData
 from terrapipe.geo.roi import ROI, parse_crs
+from terrapipe.store.atomic import atomic_path
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -293,8 +292,6 @@ def write_cog(
     if raster.crs is None:
         raise RasterError(f"refusing to write {path} without a CRS")
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     profile = {
         "driver": "GTiff",
         "height": arr.shape[1],
@@ -306,30 +303,25 @@ def write_cog(
         "nodata": raster.nodata,
     }
     predictor = "3" if arr.dtype.kind == "f" else "2"
-    try:
-        with MemoryFile() as mem, mem.open(**profile) as ds:
-            ds.write(arr)
-            if tags:
-                ds.update_tags(**{k: str(v) for k, v in tags.items()})
-            if scales:
-                ds.scales = scales
-            if offsets:
-                ds.offsets = offsets
-            rasterio.shutil.copy(
-                ds,
-                tmp,
-                driver="COG",
-                COMPRESS=compress,
-                PREDICTOR=predictor,
-                BLOCKSIZE=blocksize,
-                OVERVIEWS="AUTO",
-                OVERVIEW_RESAMPLING=overview_resampling.upper(),
-                NUM_THREADS="1",
-            )
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(dest) as tmp, MemoryFile() as mem, mem.open(**profile) as ds:
+        ds.write(arr)
+        if tags:
+            ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        if scales:
+            ds.scales = scales
+        if offsets:
+            ds.offsets = offsets
+        rasterio.shutil.copy(
+            ds,
+            tmp,
+            driver="COG",
+            COMPRESS=compress,
+            PREDICTOR=predictor,
+            BLOCKSIZE=blocksize,
+            OVERVIEWS="AUTO",
+            OVERVIEW_RESAMPLING=overview_resampling.upper(),
+            NUM_THREADS="1",
+        )
     return dest
 
 

@@ -8,12 +8,11 @@ read with a bbox filter, clipped, and written in their own format.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from terrapipe.errors import InvalidInput
+from terrapipe.store.atomic import atomic_path
 
 VECTOR_DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".shp": None}
 
@@ -47,13 +46,6 @@ def area_geometry(bbox: Any = None, geometry: Any = None):
     raise InvalidInput(f"invalid geometry of type {type(geometry).__name__}")
 
 
-def _temp_for(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    os.unlink(name)  # a unique name; some drivers refuse to write over an existing file
-    return Path(name)
-
-
 def crop(
     in_file: str | Path,
     out_file: str | Path,
@@ -71,9 +63,7 @@ def crop(
         raise InvalidInput(f"file to crop not found: {str(in_file)!r}")
     area = area_geometry(bbox, geometry)
     plain_box = bbox is not None
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_for(out_file)
-    try:
+    with atomic_path(out_file) as tmp:
         if is_gdal_raster(in_file):
             source = f'NETCDF:"{in_file}":{variable}' if variable else str(in_file)
             _crop_raster(source, tmp, area, crs, mask=not plain_box)
@@ -81,9 +71,6 @@ def crop(
             _crop_vector(in_file, tmp, area, crs)
         else:
             raise InvalidInput(f"{str(in_file)!r} is neither a GDAL raster nor an OGR vector")
-        os.replace(tmp, out_file)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_file
 
 
