@@ -11,6 +11,8 @@ import pytest
 import terrapipe.geo
 
 PUBLIC = {
+    "crs": ["parse_crs", "rio_crs"],
+    "grid": ["bounds_window", "grid_bounds"],
     "naming": ["fold", "layer_name", "output_path", "roi_slug", "slugify"],
     "roi": [
         "ADMIN_LEVELS", "ROI", "check_overlap", "make_roi", "parse_crs", "parse_levels",

@@ -18,8 +18,9 @@ import shapely
 from pyproj import CRS
 
 from terrapipe.errors import RoiOutsideData, VectorError
+from terrapipe.geo.crs import parse_crs
 from terrapipe.geo.naming import slugify
-from terrapipe.geo.roi import ROI, parse_crs
+from terrapipe.geo.roi import ROI
 from terrapipe.store.atomic import atomic_path
 
 __all__ = [
