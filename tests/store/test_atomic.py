@@ -52,3 +52,23 @@ def test_atomic_dir_swaps_folders_and_keeps_the_old_one_on_error(tmp_path: Path)
         (tmp / "c.txt").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["extracted"]
+
+
+def test_atomic_open_honours_the_umask_and_cleans_up_on_error(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from terrapipe.store.atomic import atomic_open
+
+    old = os.umask(0o027)
+    try:
+        with atomic_open(tmp_path / "a.tar.gz") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.tar.gz").stat().st_mode) == 0o666 & ~0o027
+    with pytest.raises(OSError), atomic_open(tmp_path / "a.tar.gz") as f:
+        f.write(b"half")
+        raise OSError("disk full")
+    assert (tmp_path / "a.tar.gz").read_bytes() == b"x"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.tar.gz"]

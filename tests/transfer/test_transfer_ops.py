@@ -45,6 +45,26 @@ def test_crop_raster_bbox_is_the_exact_window(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["c.tif"]
 
 
+def test_crop_raster_bbox_off_the_pixel_edges_keeps_every_pixel_it_touches(tmp_path):
+    """Issue 12: crop uses geo's window (snapped outward), not rasterio's round_offsets /
+    round_lengths, which dropped the partly covered first and last columns here."""
+    src = tmp_path / "in.tif"
+    data = write_raster(src)
+    west, north = 500000 + 30 * 100 + 28, 2000000 - 30 * 110 - 1  # 2 m / 1 m into pixels
+    east, south = 500000 + 30 * 160 + 2, 2000000 - 30 * 150 + 1
+    # independent: every pixel whose 30 m extent overlaps the bbox
+    col_edges = 500000 + 30 * np.arange(data.shape[2] + 1)
+    row_edges = 2000000 - 30 * np.arange(data.shape[1] + 1)
+    cols = np.nonzero((col_edges[:-1] < east) & (col_edges[1:] > west))[0]
+    rows = np.nonzero((row_edges[1:] < north) & (row_edges[:-1] > south))[0]
+    out = crop(src, tmp_path / "c.tif", bbox=(west, south, east, north), crs="EPSG:32643")
+    with rasterio.open(out) as c:
+        assert (c.height, c.width) == (rows.size, cols.size) == (40, 61)
+        expected = data[0, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        np.testing.assert_array_equal(c.read(1), expected)
+        assert c.transform.c == col_edges[cols[0]] and c.transform.f == row_edges[rows[0]]
+
+
 def test_crop_raster_to_geometry_masks_outside(tmp_path):
     src = tmp_path / "in.tif"
     write_raster(src)

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from terrapipe.cli.output import console, print_json, show_progress
-from terrapipe.errors import DownloadError, InvalidInput, NoDatasetsFound
+from terrapipe.errors import DownloadError, InvalidInput
 
 DEST = typer.Option(".", "-d", "--destination_path", help="Folder (strftime patterns allowed).")
 BEGIN = typer.Option(None, "-b", "--begin", help="Start time (date/datetime; a span with -r).")
@@ -195,52 +195,26 @@ def copy_command(
 ) -> None:
     """Copy (or link) already downloaded files of the matching datasets to a folder."""
     from terrapipe.store import open_database
-    from terrapipe.transfer.catalog_source import CatalogSource
-    from terrapipe.transfer.ops import copy
+    from terrapipe.transfer.copies import copy_datasets
 
     criteria = criteria_from_options(query, begin, end, rel_time_flag, geometry)
-    suffix = None
-    if file_type:
-        suffix = "." + file_type.lower().lstrip(".")
-    copied: dict[str, str] = {}
-    missing: list[str] = []
     with open_database() as db:
-        datasets = CatalogSource(db).datasets(criteria, 100_000)
-        if not datasets:
-            raise NoDatasetsFound(f"no dataset matches the criteria {criteria!r}")
-        for ds in datasets:
-            local = next((u.local_path for u in ds.uris if u.local_path), None)
-            if not local or not Path(local).exists():
-                missing.append(ds.entry_id)
-                continue
-            if suffix and not local.lower().endswith(suffix):
-                continue
-            target = copy(
-                local,
-                destination_path,
-                link=link,
-                flag_file=flag_file,
-                metadata=_flag_metadata(ds),
-                time_to_live=time_to_live,
-            )
-            copied[ds.entry_id] = str(target)
+        report = copy_datasets(
+            db,
+            criteria,
+            destination_path,
+            link=link,
+            file_type=file_type,
+            flag_file=flag_file,
+            time_to_live=time_to_live,
+        )
     if json_output:
-        print_json({"copied": copied, "not_downloaded": missing})
+        print_json(report.to_dict())
     else:
         out = console()
-        out.print(f"copied {len(copied)}, not downloaded {len(missing)}")
-        for entry, path in copied.items():
+        out.print(f"copied {len(report.copied)}, not downloaded {len(report.not_downloaded)}")
+        for entry, path in report.copied.items():
             out.print(f"  {entry}: {path}", highlight=False)
-
-
-def _flag_metadata(ds) -> dict[str, Any]:
-    return {
-        "entry_id": ds.entry_id,
-        "collection": ds.collection,
-        "time_start": ds.time_start.isoformat() if ds.time_start else None,
-        "time_end": ds.time_end.isoformat() if ds.time_end else None,
-        "bbox": list(ds.bbox) if ds.bbox else None,
-    }
 
 
 def register(root: typer.Typer) -> None:

@@ -16,8 +16,8 @@ import pyflwdir
 from affine import Affine
 
 from terrapipe.errors import GeoInputError, RasterError
+from terrapipe.geo.crs import parse_crs
 from terrapipe.geo.raster import RasterArray
-from terrapipe.geo.roi import parse_crs
 
 __all__ = [
     "ORDER_NODATA",

@@ -13,8 +13,6 @@ the size, before any allocation.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +32,10 @@ from rasterio.io import DatasetReader, MemoryFile
 from rasterio.windows import Window
 
 from terrapipe.errors import RasterError, RoiOutsideData
-from terrapipe.geo.roi import ROI, parse_crs
+from terrapipe.geo.crs import rio_crs
+from terrapipe.geo.grid import bounds_window, grid_bounds
+from terrapipe.geo.roi import ROI
+from terrapipe.store.atomic import atomic_path
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -68,20 +69,7 @@ class RasterArray:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        rows, cols = self.shape
-        return _bounds(self.transform, rows, cols)
-
-
-def _bounds(transform: Affine, rows: int, cols: int) -> tuple[float, float, float, float]:
-    west, south, east, north = rasterio.transform.array_bounds(rows, cols, transform)
-    return (west, south, east, north)
-
-
-def rio_crs(crs: Any) -> rasterio.crs.CRS:
-    """A rasterio CRS from any CRS input (pyproj CRS, EPSG code, WKT); names a bad value."""
-    if isinstance(crs, rasterio.crs.CRS):
-        return crs
-    return rasterio.crs.CRS.from_wkt(parse_crs(crs).to_wkt())
+        return grid_bounds(self.transform, self.shape)
 
 
 def default_nodata(dtype: Any) -> float | int:
@@ -182,8 +170,7 @@ def roi_window(
     The ROI is first cut to the grid's footprint in its own CRS (densified), so a world or
     polar box, or one across the antimeridian, is never projected where it cannot be.
     """
-    rows, cols = shape
-    bounds = _bounds(transform, rows, cols)
+    bounds = grid_bounds(transform, shape)
     local = roi.clip_to(bounds, crs, name=name).to_crs(crs)
     grid = shapely.box(*bounds)
     if not local.geometry.intersects(grid):
@@ -191,16 +178,9 @@ def roi_window(
             f"ROI {roi.label!r} does not intersect {name} "
             f"(raster bounds {tuple(round(b, 3) for b in grid.bounds)})"
         )
-    minx, miny, maxx, maxy = local.geometry.intersection(grid).bounds
-    win = rasterio.windows.from_bounds(minx, miny, maxx, maxy, transform=transform)
-    eps = 1e-6  # tolerate float noise when the ROI lies on pixel edges
-    col0 = max(0, int(np.floor(win.col_off + eps)))
-    row0 = max(0, int(np.floor(win.row_off + eps)))
-    col1 = min(cols, int(np.ceil(win.col_off + win.width - eps)))
-    row1 = min(rows, int(np.ceil(win.row_off + win.height - eps)))
-    if col1 <= col0 or row1 <= row0:
+    win = bounds_window(local.geometry.intersection(grid).bounds, transform, shape)
+    if win is None:
         raise RoiOutsideData(f"ROI {roi.label!r} does not intersect {name} (no whole pixel)")
-    win = Window(col0, row0, col1 - col0, row1 - row0)
     return win, local
 
 
@@ -293,8 +273,6 @@ def write_cog(
     if raster.crs is None:
         raise RasterError(f"refusing to write {path} without a CRS")
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     profile = {
         "driver": "GTiff",
         "height": arr.shape[1],
@@ -306,30 +284,25 @@ def write_cog(
         "nodata": raster.nodata,
     }
     predictor = "3" if arr.dtype.kind == "f" else "2"
-    try:
-        with MemoryFile() as mem, mem.open(**profile) as ds:
-            ds.write(arr)
-            if tags:
-                ds.update_tags(**{k: str(v) for k, v in tags.items()})
-            if scales:
-                ds.scales = scales
-            if offsets:
-                ds.offsets = offsets
-            rasterio.shutil.copy(
-                ds,
-                tmp,
-                driver="COG",
-                COMPRESS=compress,
-                PREDICTOR=predictor,
-                BLOCKSIZE=blocksize,
-                OVERVIEWS="AUTO",
-                OVERVIEW_RESAMPLING=overview_resampling.upper(),
-                NUM_THREADS="1",
-            )
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(dest) as tmp, MemoryFile() as mem, mem.open(**profile) as ds:
+        ds.write(arr)
+        if tags:
+            ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        if scales:
+            ds.scales = scales
+        if offsets:
+            ds.offsets = offsets
+        rasterio.shutil.copy(
+            ds,
+            tmp,
+            driver="COG",
+            COMPRESS=compress,
+            PREDICTOR=predictor,
+            BLOCKSIZE=blocksize,
+            OVERVIEWS="AUTO",
+            OVERVIEW_RESAMPLING=overview_resampling.upper(),
+            NUM_THREADS="1",
+        )
     return dest
 
 

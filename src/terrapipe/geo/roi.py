@@ -30,11 +30,12 @@ import numpy as np
 import shapely
 import shapely.affinity
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError, ProjError
+from pyproj.exceptions import ProjError
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from terrapipe.errors import AdminNameNotFound, RoiError, RoiOutsideData
+from terrapipe.geo.crs import parse_crs
 from terrapipe.geo.naming import fold, slugify
 
 __all__ = [
@@ -141,18 +142,6 @@ class ROI:
             "repaired": self.repaired,
             "notes": list(self.notes),
         }
-
-
-def parse_crs(crs: Any) -> CRS:
-    """A pyproj CRS from any user input (``"EPSG:32644"``, 4326, WKT, CRS); names the value."""
-    if isinstance(crs, CRS):
-        return crs
-    if crs is None:
-        raise RoiError("invalid crs: None")
-    try:
-        return CRS.from_user_input(crs)
-    except (CRSError, TypeError, ValueError) as exc:
-        raise RoiError(f"invalid crs: {crs!r}") from exc
 
 
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:

@@ -7,8 +7,6 @@ written as GeoParquet (GeoPackage or GeoJSON on request) to a temp name, then re
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,10 @@ import shapely
 from pyproj import CRS
 
 from terrapipe.errors import RoiOutsideData, VectorError
+from terrapipe.geo.crs import parse_crs
 from terrapipe.geo.naming import slugify
-from terrapipe.geo.roi import ROI, parse_crs
+from terrapipe.geo.roi import ROI
+from terrapipe.store.atomic import atomic_path
 
 __all__ = [
     "clip_vector",
@@ -60,9 +60,7 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | Path, *, driver: str | None 
     suffix = dest.suffix.lower()
     if driver is None and suffix not in _PARQUET and suffix not in _DRIVERS:
         raise VectorError(f"unknown vector format for {dest} (use .parquet, .gpkg or .geojson)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.tmp{dest.suffix}")
-    try:
+    with atomic_path(dest) as tmp:
         if driver is None and suffix in _PARQUET:
             gdf.to_parquet(tmp, index=False, geometry_encoding="WKB", write_covering_bbox=True)
         else:
@@ -72,10 +70,6 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | Path, *, driver: str | None 
                 out = gdf.to_crs(4326)  # RFC 7946: GeoJSON is WGS 84
             layer = {"layer": slugify(dest.stem)} if drv == "GPKG" else {}
             out.to_file(tmp, driver=drv, engine="pyogrio", **layer)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dest
 
 

@@ -37,13 +37,13 @@ from terrapipe.errors import (
     RoiOutsideData,
     VectorError,
 )
+from terrapipe.geo.crs import rio_crs
+from terrapipe.geo.grid import grid_bounds
 from terrapipe.geo.raster import (
     RasterArray,
-    _bounds,
     check_budget,
     nodata_mask,
     open_raster,
-    rio_crs,
 )
 from terrapipe.geo.roi import footprint
 
@@ -127,7 +127,7 @@ class _Grid:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        return _bounds(self.transform, *self.shape)
+        return grid_bounds(self.transform, self.shape)
 
 
 @contextmanager
@@ -713,7 +713,7 @@ def zone_coverage(
     flat = np.concatenate(cells) if cells else np.zeros(0, "int64")
     weight = np.concatenate(weights) if weights else np.zeros(0)
     if flat.size == 0:
-        raise RoiOutsideData(f"no zone overlaps {label} ({_bounds(transform, rows, cols)})")
+        raise RoiOutsideData(f"no zone overlaps {label} ({grid_bounds(transform, (rows, cols))})")
     r, c = np.divmod(flat, cols)
     r0, c0 = int(r.min()), int(c.min())
     window = Window(c0, r0, int(c.max()) - c0 + 1, int(r.max()) - r0 + 1)

@@ -8,6 +8,11 @@ old file or the new one, never half of one, and a crash leaves at most a hidden
 
 The temporary name keeps the target's suffix (``.x.1a2b.tmp.tif``): GDAL, pyogrio and
 matplotlib choose a format from it.
+
+Files this module opens itself (:func:`atomic_open`, :func:`atomic_write_bytes`) are
+created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 666 less the umask, like any new
+file: a link or file planted under the temporary name in a shared folder is never written
+through (``tempfile.mkstemp`` would also give mode 600 whatever the umask).
 """
 
 from __future__ import annotations
@@ -18,8 +23,18 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text", "temp_beside"]
+__all__ = [
+    "atomic_dir",
+    "atomic_open",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "temp_beside",
+]
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def temp_beside(target: Path) -> Path:
@@ -72,10 +87,21 @@ def atomic_path(target: Path, *, fsync: bool = True) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_open(target: Path, *, fsync: bool = True) -> Iterator[IO[bytes]]:
+    """Yield a binary file opened on a new temporary name beside ``target`` (exclusive
+    create, no link followed, umask applied); renamed to ``target`` when the block ends
+    without error, removed otherwise."""
+    with atomic_path(target, fsync=fsync) as tmp:
+        fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+
+
 def atomic_write_bytes(target: Path, data: bytes, *, fsync: bool = True) -> Path:
     """Write ``data`` to ``target`` atomically; returns ``target``."""
-    with atomic_path(target, fsync=fsync) as tmp:
-        tmp.write_bytes(data)
+    with atomic_open(target, fsync=fsync) as f:
+        f.write(data)
     return Path(target)
 
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from terrapipe.errors import InvalidInput, UnsafeArchive
+from terrapipe.store.atomic import atomic_open
 from terrapipe.transfer.archive_members import Member, check_members
 from terrapipe.transfer.archive_writer import ArchiveWriter, ReadFailed
-from terrapipe.transfer.staging import open_beside
 
 #: below this many bytes the ratio cap does not apply (a tiny archive of small files)
 RATIO_FLOOR = 1024**2
@@ -74,14 +74,8 @@ def archive(source: str | Path, out_file: str | Path | None = None) -> Path:
     if not source.exists():
         raise InvalidInput(f"nothing to archive at {str(source)!r}")
     target = Path(out_file) if out_file else source.with_name(source.name + ".tar.gz")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = open_beside(target)
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            tar.add(source, arcname=source.name)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(target) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        tar.add(source, arcname=source.name)
     return target
 
 

@@ -23,14 +23,13 @@ and renamed when complete.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from terrapipe.errors import InvalidInput, NoConverter
+from terrapipe.store.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -115,12 +114,6 @@ class ConversionManager:
         return self.select(dataset, in_file).run(in_file, out, **kwargs)
 
 
-def _temp_beside(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def is_gdal_raster(path: Path) -> bool:
     """True when GDAL opens ``path`` as a raster with at least one band (or subdatasets)."""
     import rasterio
@@ -179,8 +172,7 @@ class RasterToCOG(Converter):
                 )
         stem = in_file.stem + (f"_{variable}" if variable else "")
         target = out_dir / f"{stem}.tif"
-        tmp = _temp_beside(target)
-        try:
+        with atomic_path(target) as tmp:
             gdal_copy(
                 source,
                 tmp,
@@ -189,9 +181,6 @@ class RasterToCOG(Converter):
                 BIGTIFF="IF_SAFER",
                 OVERVIEWS="AUTO",
             )
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
         return [target]
 
 
@@ -211,11 +200,7 @@ class VectorToGeoParquet(Converter):
             frame = gpd.read_file(in_file, layer=layer, engine="pyogrio")
             name = in_file.stem if len(layers) == 1 else f"{in_file.stem}_{layer}"
             target = out_dir / f"{name}.parquet"
-            tmp = _temp_beside(target)
-            try:
+            with atomic_path(target) as tmp:
                 frame.to_parquet(tmp)
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
             outputs.append(target)
         return outputs

@@ -1,57 +1,46 @@
 """Cropping a raster, NetCDF variable or vector file to a bbox or geometry (windowed reads).
 
-The area is given in EPSG:4326 (or ``crs=``) and reprojected to the file's CRS. Rasters
-are read only in the window covering the area; with a geometry (not a plain bbox) pixels
-outside it become nodata. NetCDF stays NetCDF, other rasters become GeoTIFF; vectors are
-read with a bbox filter, clipped, and written in their own format.
+A thin use of :mod:`terrapipe.geo`: the area becomes an :class:`~terrapipe.geo.roi.ROI`
+(``roi_from_bbox`` / ``roi_from_wkt`` / ``roi_from_geojson`` / ``make_roi``), given in
+EPSG:4326 or ``crs=``; a raster is read only in the window :func:`~terrapipe.geo.raster.
+roi_window` gives (snapped outward: every pixel the area overlaps), and with a geometry
+(not a plain bbox) pixels outside it become nodata (0 when the raster has none); a vector
+is read with a bbox filter and cut by :func:`~terrapipe.geo.vector.clip_vector`. NetCDF
+stays NetCDF, other rasters become GeoTIFF; vectors keep their format and layer name. An
+area that misses the data is a :class:`~terrapipe.errors.RoiOutsideData` saying so.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from terrapipe.errors import InvalidInput
+from terrapipe.errors import InvalidInput, RoiOutsideData
+from terrapipe.store.atomic import atomic_path
+
+if TYPE_CHECKING:  # geo (geopandas, pyproj) is imported only when a crop runs
+    from terrapipe.geo.roi import ROI
 
 VECTOR_DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".shp": None}
 
 
-def area_geometry(bbox: Any = None, geometry: Any = None):
-    """A shapely geometry from ``bbox`` (west, south, east, north) or a geometry/WKT/GeoJSON."""
+def crop_area(bbox: Any = None, geometry: Any = None, *, crs: Any = "EPSG:4326") -> ROI:
+    """The ROI to crop to: ``bbox`` (west, south, east, north) or a geometry/WKT/GeoJSON."""
     import shapely
-    from shapely.geometry import box, shape
+
+    from terrapipe.geo.roi import make_roi, roi_from_bbox, roi_from_geojson, roi_from_wkt
 
     if (bbox is None) == (geometry is None):
         raise InvalidInput("give exactly one of bbox or geometry to crop to")
     if bbox is not None:
-        try:
-            west, south, east, north = (float(v) for v in bbox)
-        except (TypeError, ValueError):
-            raise InvalidInput(
-                f"invalid bbox {bbox!r}: expected west, south, east, north"
-            ) from None
-        if west >= east or south >= north:
-            raise InvalidInput(f"invalid bbox {bbox!r}: west < east and south < north needed")
-        return box(west, south, east, north)
+        return roi_from_bbox(bbox, crs=crs, label="crop area")
     if isinstance(geometry, str):
-        try:
-            return shapely.from_wkt(geometry)
-        except shapely.errors.GEOSException:
-            raise InvalidInput(f"invalid WKT geometry {geometry[:60]!r}") from None
+        return roi_from_wkt(geometry, crs=crs, label="crop area")
     if isinstance(geometry, dict):
-        return shape(geometry)
+        return roi_from_geojson(geometry, crs=crs, label="crop area")
     if isinstance(geometry, shapely.Geometry):
-        return geometry
+        return make_roi(geometry, crs, label="crop area", kind="wkt")
     raise InvalidInput(f"invalid geometry of type {type(geometry).__name__}")
-
-
-def _temp_for(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    os.unlink(name)  # a unique name; some drivers refuse to write over an existing file
-    return Path(name)
 
 
 def crop(
@@ -69,51 +58,41 @@ def crop(
     in_file, out_file = Path(in_file), Path(out_file)
     if not in_file.exists():
         raise InvalidInput(f"file to crop not found: {str(in_file)!r}")
-    area = area_geometry(bbox, geometry)
-    plain_box = bbox is not None
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_for(out_file)
-    try:
+    area = crop_area(bbox, geometry, crs=crs)
+    with atomic_path(out_file) as tmp:
         if is_gdal_raster(in_file):
             source = f'NETCDF:"{in_file}":{variable}' if variable else str(in_file)
-            _crop_raster(source, tmp, area, crs, mask=not plain_box)
+            _crop_raster(source, tmp, area, mask=bbox is None)
         elif is_ogr_vector(in_file):
-            _crop_vector(in_file, tmp, area, crs)
+            _crop_vector(in_file, tmp, area)
         else:
             raise InvalidInput(f"{str(in_file)!r} is neither a GDAL raster nor an OGR vector")
-        os.replace(tmp, out_file)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_file
 
 
-def _crop_raster(source: str, out: Path, area, crs: str, *, mask: bool) -> None:
+def _crop_raster(source: str, out: Path, area: ROI, *, mask: bool) -> None:
     import rasterio
     from rasterio.features import geometry_mask
-    from rasterio.warp import transform_bounds, transform_geom
-    from rasterio.windows import Window, from_bounds
+
+    from terrapipe.geo.raster import roi_window
 
     with rasterio.open(source) as src:
         if src.count == 0:
             raise InvalidInput(f"{source!r} has several variables: choose one with variable=")
         if src.crs is None:
             raise InvalidInput(f"{source!r} has no CRS; cannot place the crop area")
-        bounds = transform_bounds(crs, src.crs, *area.bounds, densify_pts=21)
-        window = from_bounds(*bounds, transform=src.transform)
-        window = window.round_offsets(op="floor").round_lengths(op="ceil")
-        full = Window(0, 0, src.width, src.height)
+        shape = (src.height, src.width)
         try:
-            window = window.intersection(full)
-        except rasterio.errors.WindowError:
-            raise InvalidInput("the crop area does not overlap the raster") from None
+            window, local = roi_window(area, src.transform, shape, src.crs, name=source)
+        except RoiOutsideData:
+            raise RoiOutsideData(f"the crop area does not overlap the raster {source!r}") from None
         data = src.read(window=window, masked=False)
         transform = src.window_transform(window)
         nodata = src.nodata
         if mask:
             if nodata is None:
                 nodata = 0
-            geom = transform_geom(crs, src.crs, area.__geo_interface__)
-            outside = geometry_mask([geom], out_shape=data.shape[1:], transform=transform)
+            outside = geometry_mask([local.geometry], out_shape=data.shape[1:], transform=transform)
             data[:, outside] = nodata
         driver = "netCDF" if src.driver == "netCDF" else "GTiff"
         profile = {
@@ -141,21 +120,26 @@ def _crop_raster(source: str, out: Path, area, crs: str, *, mask: bool) -> None:
             gdal_copy(mem.name, out, driver="netCDF")
 
 
-def _crop_vector(in_file: Path, out: Path, area, crs: str) -> None:
+def _crop_vector(in_file: Path, out: Path, area: ROI) -> None:
+    """Read the features in the area's bbox, cut them to it, write them like the input."""
     import geopandas as gpd
+    import pyogrio
 
-    info_crs = gpd.read_file(in_file, rows=0, engine="pyogrio").crs
-    area_frame = gpd.GeoSeries([area], crs=crs)
-    if info_crs is not None:
-        area_frame = area_frame.to_crs(info_crs)
-    frame = gpd.read_file(in_file, bbox=tuple(area_frame.total_bounds), engine="pyogrio")
-    clipped = gpd.clip(frame, area_frame.iloc[0])
+    from terrapipe.geo.vector import clip_vector
+
+    data_crs = gpd.read_file(in_file, rows=0, engine="pyogrio").crs or area.crs
+    window = area.to_crs(data_crs).bounds
+    frame = gpd.read_file(in_file, bbox=window, engine="pyogrio")
+    if frame.crs is None:  # a file without a CRS is taken to be in the area's CRS
+        frame = frame.set_crs(data_crs)
+    try:
+        clipped = clip_vector(frame, area, name=str(in_file))
+    except RoiOutsideData:
+        raise RoiOutsideData(f"the crop area does not overlap {str(in_file)!r}") from None
     suffix = in_file.suffix.lower()
     if suffix == ".parquet":
         clipped.to_parquet(out)
     else:
         driver = VECTOR_DRIVERS.get(suffix) or "GPKG"
-        import pyogrio
-
         layer = str(pyogrio.list_layers(in_file)[0][0])
         clipped.to_file(out, driver=driver, layer=layer, engine="pyogrio")

@@ -21,14 +21,13 @@ from terrapipe.errors import (
     TransientTransferError,
     UnsupportedScheme,
 )
-from terrapipe.transfer.policy import Limits, TransferOptions
-from terrapipe.transfer.providers import ProviderSettings
-from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
+from terrapipe.transfer.attempt import Attempt, Fetcher, Progress, credentials, part_offset
+from terrapipe.transfer.policy import Limits
+from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url
 from terrapipe.transfer.ssh import ssh_client
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int | None], None]
 SCHEMES = ("http", "https", "file", "ftp", "sftp")
 
 
@@ -68,74 +67,47 @@ class _Sink:
         if self.progress and self.done != self.reported:
             self.progress(self.done, self.total)
 
+    def pump(self, read: Callable[[int], bytes], chunk_size: int) -> None:
+        """Write what ``read(chunk_size)`` returns until it returns nothing, then close."""
+        try:
+            while chunk := read(chunk_size):
+                self.write(chunk)
+        finally:
+            self.close()
 
-def _offset(part: Path) -> int:
-    try:
-        return part.stat().st_size
-    except FileNotFoundError:
-        return 0
+
+def _resume_offset(part: Path, total: int | None) -> int:
+    """Where to resume: the part file's size, or 0 when it is longer than the file."""
+    offset = part_offset(part)
+    return 0 if total is not None and offset > total else offset
 
 
-class FileFetcher:
+class FileFetcher(Fetcher):
     """Local files (``file:///abs/path``), resumed with a seek."""
 
-    def __init__(self, options: TransferOptions) -> None:
-        self.options = options
-
-    def fetch(
-        self,
-        url: str,
-        part: Path,
-        provider: ProviderSettings,
-        progress: Progress | None,
-        limits: Limits | None = None,
-    ) -> int | None:
-        limits = limits or self.options.limits(None)
-        source = Path(unquote(urlsplit(url).path))
+    def attempt(self, job: Attempt) -> int | None:
+        source = Path(unquote(urlsplit(job.url).path))
         try:
             total = source.stat().st_size
             src = open(source, "rb")  # noqa: SIM115
         except OSError as exc:
             raise DownloadError(f"{exc.strerror or exc}: {str(source)!r}") from None
-        offset = min(_offset(part), total)
+        offset = min(part_offset(job.part), total)
         with src:
             src.seek(offset)
-            sink = _Sink(part, offset, total, limits, progress)
-            try:
-                while chunk := src.read(self.options.chunk_size):
-                    sink.write(chunk)
-            finally:
-                sink.close()
+            _Sink(job.part, offset, total, job.limits, job.progress).pump(
+                src.read, self.options.chunk_size
+            )
         return total
 
-    def close(self) -> None:
-        pass
 
-
-def _credentials(url: str, provider: ProviderSettings):
-    bare, user, password = strip_userinfo(url)
-    return bare, provider.username or user, provider.password or password
-
-
-class FtpFetcher:
+class FtpFetcher(Fetcher):
     """FTP with ftplib: binary mode, SIZE when offered, resume with REST."""
 
-    def __init__(self, options: TransferOptions) -> None:
-        self.options = options
-
-    def fetch(
-        self,
-        url: str,
-        part: Path,
-        provider: ProviderSettings,
-        progress: Progress | None,
-        limits: Limits | None = None,
-    ) -> int | None:
-        limits = limits or self.options.limits(None)
-        bare, user, password = _credentials(url, provider)
+    def attempt(self, job: Attempt) -> int | None:
+        bare, user, password = credentials(job.url, job.provider)
         parts = urlsplit(bare)
         path = unquote(parts.path)
-        offset = _offset(part)
         ftp = ftplib.FTP()
         try:
             ftp.connect(parts.hostname or "", parts.port or 21, self.options.connect_timeout_s)
@@ -147,9 +119,8 @@ class FtpFetcher:
                 total = ftp.size(path)
             except ftplib.error_perm:
                 total = None
-            if total is not None and offset > total:
-                offset = 0
-            sink = _Sink(part, offset, total, limits, progress)
+            offset = _resume_offset(job.part, total)
+            sink = _Sink(job.part, offset, total, job.limits, job.progress)
             try:
                 ftp.retrbinary(f"RETR {path}", sink.write, self.options.chunk_size, offset or None)
             finally:
@@ -168,26 +139,16 @@ class FtpFetcher:
                 ftp.close()
 
 
-class SftpFetcher:
+class SftpFetcher(Fetcher):
     """SFTP with paramiko (password auth), resumed with a seek; credentials required."""
 
-    def __init__(self, options: TransferOptions) -> None:
-        self.options = options
-
-    def fetch(
-        self,
-        url: str,
-        part: Path,
-        provider: ProviderSettings,
-        progress: Progress | None,
-        limits: Limits | None = None,
-    ) -> int | None:
-        limits = limits or self.options.limits(None)
+    def attempt(self, job: Attempt) -> int | None:
         import paramiko
 
-        bare, user, password = _credentials(url, provider)
+        provider = job.provider
+        bare, user, password = credentials(job.url, provider)
         if not user:
-            raise UnsupportedScheme(f"sftp needs credentials: {scrub_url(url)}")
+            raise UnsupportedScheme(f"sftp needs credentials: {scrub_url(job.url)}")
         parts = urlsplit(bare)
         path = unquote(parts.path)
         client = ssh_client(
@@ -208,18 +169,12 @@ class SftpFetcher:
             sftp = client.open_sftp()
             sftp.get_channel().settimeout(self.options.read_timeout_s)
             total = sftp.stat(path).st_size
-            offset = _offset(part)
-            if total is not None and offset > total:
-                offset = 0
+            offset = _resume_offset(job.part, total)
             with sftp.open(path, "rb") as remote:
                 remote.seek(offset)
                 remote.prefetch(total)
-                sink = _Sink(part, offset, total, limits, progress)
-                try:
-                    while chunk := remote.read(self.options.chunk_size):
-                        sink.write(chunk)
-                finally:
-                    sink.close()
+                sink = _Sink(job.part, offset, total, job.limits, job.progress)
+                sink.pump(remote.read, self.options.chunk_size)
             return total
         except DownloadError:
             raise

@@ -15,15 +15,14 @@ another origin drops every one of them, and a redirect from https to http is ref
 from __future__ import annotations
 
 import base64
-import os
 import re
 import ssl
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from terrapipe.errors import DownloadError, TransientTransferError
+from terrapipe.transfer.attempt import Attempt, Fetcher, credentials, part_offset
 from terrapipe.transfer.http11 import Connection, ConnectionPool, Key, Response
 from terrapipe.transfer.policy import (
     RETRY_STATUSES,
@@ -35,7 +34,6 @@ from terrapipe.transfer.providers import ProviderRegistry, ProviderSettings
 from terrapipe.transfer.proxies import ProxyConfig
 from terrapipe.transfer.secrets import reveal, scrub_text, scrub_url, strip_userinfo
 
-Progress = Callable[[int, int | None], None]
 BUFFER_SIZE = 256 * 1024  # big files read 64 KiB at a time (cache-friendly), small ones at once
 LARGE_READ = 64 * 1024
 PROGRESS_STEP = 1 << 20
@@ -72,13 +70,14 @@ def _redirect(url: str, location: str) -> str:
     return new
 
 
-class HttpFetcher:
+class HttpFetcher(Fetcher):
     """One attempt at an HTTP(S) download into a part file, resuming with Range."""
 
     def __init__(
         self, options: TransferOptions, providers: ProviderRegistry, *, max_connections: int = 16
     ) -> None:
-        self.options, self.providers = options, providers
+        super().__init__(options)
+        self.providers = providers
         self.pool = ConnectionPool(
             connect_timeout_s=options.connect_timeout_s,
             read_timeout_s=options.read_timeout_s,
@@ -94,39 +93,26 @@ class HttpFetcher:
         return buf
 
     def _auth_header(self, url: str, provider: ProviderSettings) -> dict[str, str]:
-        _, user, password = strip_userinfo(url)
         if provider.authentication_type == "oauth2":
             token = self.providers.token_source(provider).token()
             return {"Authorization": f"Bearer {token.reveal()}"}
-        user = provider.username or user
-        password = provider.password or password
+        _, user, password = credentials(url, provider)
         if user or password:
             raw = f"{user or ''}:{reveal(password) or ''}".encode()
             return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
         return {}
 
-    def fetch(
-        self,
-        url: str,
-        part: Path,
-        provider: ProviderSettings,
-        progress: Progress | None,
-        limits: Limits | None = None,
-    ) -> int | None:
-        bare, _, _ = strip_userinfo(url)
-        if limits is None:
-            limits = self.options.limits(None)
-        try:
-            offset = os.stat(part).st_size
-        except FileNotFoundError:
-            offset = 0
+    def attempt(self, job: Attempt) -> int | None:
+        provider = job.provider
+        bare, _, _ = strip_userinfo(job.url)
+        offset = part_offset(job.part)
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         # provider headers and auth: for the requested origin only (dropped on a redirect away)
-        credentials = {**provider.headers, **self._auth_header(url, provider)}
+        secrets = {**provider.headers, **self._auth_header(job.url, provider)}
         try:
-            return self._get(bare, headers, credentials, part, offset, provider, progress, limits)
+            return self._get(bare, headers, secrets, job, offset)
         except _NETWORK_ERRORS as exc:
             if isinstance(exc, DownloadError):
                 raise
@@ -194,16 +180,21 @@ class HttpFetcher:
             conn.close()
 
     def _get(
-        self, url, headers, credentials, part: Path, offset: int, provider, progress, limits
+        self,
+        url: str,
+        headers: dict[str, str],
+        credentials: dict[str, str],
+        job: Attempt,
+        offset: int,
     ) -> int | None:
-        conn, response = self._open(url, headers, credentials, provider.ca_bundle)
+        conn, response = self._open(url, headers, credentials, job.provider.ca_bundle)
         keep = False
         try:
-            total, offset = self._check(response, part, offset, provider)
+            total, offset = self._check(response, job.part, offset, job.provider)
             if total is not None and total == offset and response.status == 416:
                 keep = True
                 return total
-            self._receive(response, part, offset, total, progress, limits)
+            self._receive(response, job.part, offset, total, job.progress, job.limits)
             keep = True
             return total
         finally:

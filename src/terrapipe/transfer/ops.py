@@ -21,7 +21,6 @@ import os
 import posixpath
 import shutil
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +28,11 @@ from typing import Any
 from urllib.parse import quote
 
 from terrapipe.errors import InvalidInput, PublishError
+from terrapipe.store.atomic import atomic_path, atomic_write_text
 from terrapipe.transfer.archives import archive, unarchive
 from terrapipe.transfer.crop import crop
 from terrapipe.transfer.secrets import Secret, reveal, scrub_text
 from terrapipe.transfer.ssh import ssh_client
-from terrapipe.transfer.staging import open_beside
 
 __all__ = [
     "LocalPublishTarget",
@@ -52,16 +51,6 @@ MARKER_SUFFIX = ".terrapipe-copy"
 
 def _marker(target: Path) -> Path:
     return target.with_name(f".{target.name}{MARKER_SUFFIX}")
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    fd, tmp = open_beside(target)  # mode 666 less the umask, like any new file
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _remove(path: Path) -> None:
@@ -107,8 +96,7 @@ def copy(
     if time_to_live is not None:
         expire_copies(destination, time_to_live)
     target = destination / source.name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=destination)) / source.name
-    try:
+    with atomic_path(target) as tmp:
         if link:
             os.symlink(source.resolve(), tmp)
         elif source.is_dir():
@@ -117,9 +105,6 @@ def copy(
             shutil.copy2(source, tmp)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
     record = {
         "source": str(source.resolve()),
         "uid": os.getuid(),
@@ -127,10 +112,10 @@ def copy(
         "copied_at": time.time(),
         "link": link,
     }
-    _write_atomic(_marker(target), json.dumps(record))
+    atomic_write_text(_marker(target), json.dumps(record))
     if flag_file:
         flag = {**(metadata or {}), "source": record["source"], "copied_at": record["copied_at"]}
-        _write_atomic(target.with_name(target.name + ".flag"), json.dumps(flag, default=str))
+        atomic_write_text(target.with_name(target.name + ".flag"), json.dumps(flag, default=str))
     return target
 
 
