@@ -1,4 +1,4 @@
-"""Issue 12: no module of these packages imports a private name of another module."""
+"""Issue 12: no module of terrapipe imports a private name of another module."""
 
 from __future__ import annotations
 
@@ -12,7 +12,22 @@ import terrapipe
 SRC = Path(terrapipe.__file__).parent
 
 
-@pytest.mark.parametrize("package", ["geo", "transfer"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "api",
+        "catalog",
+        "cli",
+        "core",
+        "engines",
+        "geo",
+        "pipelines",
+        "publish",
+        "sample",
+        "store",
+        "transfer",
+    ],
+)
 def test_no_private_name_is_imported_from_another_module(package):
     found = []
     for path in sorted((SRC / package).rglob("*.py")):
