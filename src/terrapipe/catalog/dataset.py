@@ -76,8 +76,8 @@ class DatasetURI:
         }
 
 
-# The fields a person reads first about a dataset (`catalog show`), in that order.
-SUMMARY_FIELDS = (
+# What names a dataset and when it is: the first columns read and shown.
+IDENTITY_FIELDS = (
     "id",
     "entry_id",
     "title",
@@ -87,10 +87,9 @@ SUMMARY_FIELDS = (
     "provider",
     "time_start",
     "time_end",
-    "bbox",
-    "harvest_status",
-    "harvest_error",
 )
+# The fields a person reads first about a dataset (`catalog show`), in that order.
+SUMMARY_FIELDS = (*IDENTITY_FIELDS, "bbox", "harvest_status", "harvest_error")
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from terrapipe.catalog.dataset import Dataset, DatasetURI, footprint_from_wkb
+from terrapipe.catalog.dataset import IDENTITY_FIELDS, Dataset, DatasetURI, footprint_from_wkb
 from terrapipe.catalog.geometry import bbox_boxes, footprint_bbox, parse_geometry
 from terrapipe.catalog.lookups import INT64, build_conditions, parse_key
 from terrapipe.catalog.models import RTREE_TABLE, datasets_table, uris_table
@@ -139,15 +139,7 @@ def get_dataset(db: Database, id_or_entry_id: int | str) -> Dataset:
 _COLUMNS = tuple(
     datasets_table.c[name]
     for name in (
-        "id",
-        "entry_id",
-        "title",
-        "collection",
-        "platform",
-        "instrument",
-        "provider",
-        "time_start",
-        "time_end",
+        *IDENTITY_FIELDS,
         "footprint",
         "properties",
         "harvest_status",

@@ -102,11 +102,27 @@ def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Fail
             title=path.name,
             collection=default_collection,
         )
-    start, end = times(meta.pop("tags"), path.name, product)
+    return file_dataset(
+        entry_id, path.name, meta, product, default_collection, tuple(_uris(path)), source
+    )
+
+
+def file_dataset(
+    entry_id: str,
+    name: str,
+    meta: dict[str, Any],
+    product: Any,
+    collection: str | None,
+    uris: tuple[DatasetURI, ...],
+    source: dict[str, Any],
+) -> Dataset:
+    """The dataset of one harvested file (local or listed) from what was read of it:
+    ``meta`` (footprint, tags, other properties) and its product name, if one is known."""
+    start, end = times(meta.pop("tags"), name, product)
     return Dataset(
         entry_id=entry_id,
-        title=path.name,
-        collection=default_collection,
+        title=name,
+        collection=collection,
         platform=product.platform if product else None,
         instrument=product.instrument if product else None,
         provider=product.provider if product else None,
@@ -114,7 +130,7 @@ def harvest_file(path: Path, *, collection: str | None = None) -> Dataset | Fail
         time_end=end,
         footprint=meta.pop("footprint"),
         properties={**(product.properties if product else {}), **meta},
-        uris=tuple(_uris(path)),
+        uris=uris,
         harvest_source=source,
     )
 

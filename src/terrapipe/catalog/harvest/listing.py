@@ -140,7 +140,6 @@ def harvest_url(
             title=name,
             collection=default_collection,
         )
-    start, end = folder.times(meta.pop("tags"), name, product)
     uri = DatasetURI(
         uri=clean,
         role="data",
@@ -148,20 +147,7 @@ def harvest_url(
         media_type=folder.MEDIA_TYPES.get(local.suffix.lower()),
         size=size,
     )
-    return Dataset(
-        entry_id=entry_id,
-        title=name,
-        collection=default_collection,
-        platform=product.platform if product else None,
-        instrument=product.instrument if product else None,
-        provider=product.provider if product else None,
-        time_start=start,
-        time_end=end,
-        footprint=meta.pop("footprint"),
-        properties={**(product.properties if product else {}), **meta},
-        uris=(uri,),
-        harvest_source=source,
-    )
+    return folder.file_dataset(entry_id, name, meta, product, default_collection, (uri,), source)
 
 
 # -- HTTP -------------------------------------------------------------------------------
