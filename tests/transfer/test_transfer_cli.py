@@ -83,3 +83,46 @@ def test_download_bad_input_and_failures_exit_codes(db, http_server, tmp_path, c
     del http_server.state.files["scene0.nc"]
     code, out, _ = run(["download", "-d", str(tmp_path), "--json"], capsys)
     assert code == 1 and "404" in json.dumps(json.loads(out)["failed"])
+
+
+def test_download_and_copy_print_ids_that_look_like_markup_verbatim(
+    db, http_server, tmp_path, capsys
+) -> None:
+    """A harvested id such as ``markup[/]id`` is data: printed as it is, never parsed by rich
+    (which crashed on it), and a ``[link=...]`` id opens no terminal hyperlink."""
+    from datetime import UTC, datetime
+
+    from shapely.geometry import box
+
+    from terrapipe.catalog.dataset import Dataset, DatasetURI
+    from terrapipe.catalog.ingest import save_datasets
+
+    http_server.state.files["ok.nc"] = b"x" * 1000
+    save_datasets(
+        db,
+        [
+            Dataset(
+                entry_id="markup[/]id",
+                collection="m",
+                time_start=datetime(2024, 1, 5, tzinfo=UTC),
+                footprint=box(77, 12, 78, 13),
+                uris=(DatasetURI(http_server.url("pub", "ok.nc")),),
+            ),
+            Dataset(
+                entry_id="[link=http://evil.example]y[/link]",
+                collection="m",
+                time_start=datetime(2024, 1, 6, tzinfo=UTC),
+                footprint=box(77, 12, 78, 13),
+                uris=(DatasetURI(http_server.url("pub", "ok.nc"), checksum="sha256:zz"),),
+            ),
+        ],
+    )
+    q = json.dumps({"collection": "m"})
+    code, out, err = run(["download", "-d", str(tmp_path / "dl"), "-q", q], capsys)
+    assert code == 1  # the second one's checksum is unusable: reported by its entry id
+    assert "downloaded 1," in out
+    assert "'[link=http://evil.example]y[/link]'" in out
+    assert "\x1b]8;" not in out and "Traceback" not in err
+    code, out, err = run(["copy", "-d", str(tmp_path / "copies"), "-q", q], capsys)
+    assert code == 0, err
+    assert "markup[/]id: " in out  # copies are listed by entry id

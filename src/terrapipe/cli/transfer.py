@@ -16,7 +16,8 @@ from typing import Any
 
 import typer
 
-from terrapipe.cli.output import console, print_json, show_progress
+from terrapipe.cli.output import console, print_json, show_progress, text
+from terrapipe.cli.render import line
 from terrapipe.errors import DownloadError, InvalidInput
 
 DEST = typer.Option(".", "-d", "--destination_path", help="Folder (strftime patterns allowed).")
@@ -165,9 +166,9 @@ def download_command(
             f"(already there), failed {len(report.failed)}"
         )
         for key, path in {**report.downloaded, **report.skipped}.items():
-            out.print(f"  {key}: {path}", highlight=False)
+            out.print(line("  ", str(key), ": ", str(path)), highlight=False)
         for key, why in report.failed.items():
-            out.print(f"  [red]{key} failed[/]: {why}", highlight=False)
+            out.print(line("  ", text(f"{key} failed", "red"), ": ", str(why)), highlight=False)
     if report.failed:
         # a TerrapipeError, not typer.Exit: main() maps it to exit code 1
         failures = sorted(report.failed.items())
@@ -214,7 +215,7 @@ def copy_command(
         out = console()
         out.print(f"copied {len(report.copied)}, not downloaded {len(report.not_downloaded)}")
         for entry, path in report.copied.items():
-            out.print(f"  {entry}: {path}", highlight=False)
+            out.print(line("  ", str(entry), ": ", str(path)), highlight=False)
 
 
 def register(root: typer.Typer) -> None:
