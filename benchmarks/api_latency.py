@@ -78,7 +78,7 @@ server:
   encoding: utf-8
   languages: [en-US]
   limits: {{default_items: 10, max_items: 50}}
-  map: {{url: https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png, attribution: osm}}
+  map: {{url: "https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png", attribution: osm}}
   manager:
     name: TinyDB
     connection: {jobs}
@@ -103,10 +103,12 @@ def start_pygeoapi(workdir: Path) -> tuple[subprocess.Popen, str]:
     venv = HERE / "out" / "pygeoapi-venv"
     py = venv / "bin" / "python"
     if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean)
         subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "pygeoapi", "uvicorn", "starlette"],
+            [str(py), "-m", "pip", "install", "-q", "pygeoapi==0.21.*", "uvicorn", "starlette"],
             check=True,
+            env=clean,
         )
     port = free_port()
     config = workdir / "pygeoapi.yml"
@@ -115,6 +117,7 @@ def start_pygeoapi(workdir: Path) -> tuple[subprocess.Popen, str]:
     )
     openapi = workdir / "openapi.yml"
     env = dict(os.environ, PYGEOAPI_CONFIG=str(config), PYGEOAPI_OPENAPI=str(openapi))
+    env.pop("PYTHONPATH", None)  # its own venv only
     subprocess.run(
         [
             str(venv / "bin" / "pygeoapi"),

@@ -132,12 +132,6 @@ def job_status(run: Any, base: str) -> dict[str, Any]:
     updated = run.finished_at or run.started_at or run.created_at
     links = [
         {"href": f"{base}/jobs/{run.id}", "rel": "self", "type": "application/json"},
-        {
-            "href": f"{base}/jobs/{run.id}?f=html",
-            "rel": "alternate",
-            "type": "text/html",
-            "title": "the run's page",
-        },
     ]
     if status == "successful":
         links.append(
