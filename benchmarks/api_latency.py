@@ -161,7 +161,8 @@ def client_loop(
             resp = conn.getresponse()
             resp.read()
             location = resp.getheader("Location")
-        except OSError:
+        except OSError:  # counted as an error (599), then a new connection
+            out.append(("submit", t0, time.monotonic() - t0, 599))
             conn.close()
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
             continue
@@ -176,6 +177,7 @@ def client_loop(
                 resp = conn.getresponse()
                 data = resp.read()
             except OSError:
+                out.append(("status", t0, time.monotonic() - t0, 599))
                 conn.close()
                 conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
                 break
