@@ -28,6 +28,18 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default SQLite under home."
     )
     redis_url: str | None = None
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis:// or amqp://) of the celery engine."
+    )
+    default_queue: str = Field(
+        default="terrapipe", description="Celery queue of nodes that name none."
+    )
+    node_lease_s: float = Field(
+        default=60.0, gt=0, description="Celery engine: a running node's lease, renewed."
+    )
+    sweep_interval_s: float = Field(
+        default=10.0, gt=0, description="Celery engine: how often workers look for lost nodes."
+    )
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
 

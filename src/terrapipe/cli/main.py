@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("layers", "layers"),
     ("catalog", "catalog"),
     ("transfer", None),
+    ("worker", None),
 )
 
 app = typer.Typer(

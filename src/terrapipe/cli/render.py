@@ -78,17 +78,25 @@ def run_table(run: Run, *, expand: bool = False) -> Table:
         title=f"run {run.id} · {run.workflow} v{run.workflow_version} · {styled(run.state)}",
         title_justify="left",
     )
-    for col in ("node", "state", "reason", "time", "outputs / error"):
+    workers = any(i.worker for i in run.instances)  # a distributed run: say who ran what
+    columns = ("node", "state", "reason", "time", "outputs / error")
+    for col in (*columns, "worker") if workers else columns:
         table.add_column(col, overflow="fold")
     for name, value in run.nodes.items():
         if isinstance(value, list) and not expand:
-            table.add_row(*_group_row(name, value))
+            row = _group_row(name, value)
+            if workers:
+                hosts = sorted({i.worker for i in value if i.worker})
+                row.append(", ".join(hosts[:3]) + (f" +{len(hosts) - 3}" if len(hosts) > 3 else ""))
+            table.add_row(*row)
             continue
         for inst in value if isinstance(value, list) else [value]:
             detail = f"[red]{inst.error}[/]" if inst.error else _short(inst.outputs)
-            table.add_row(
-                inst.key, styled(inst.state), inst.reason or "", _duration(inst.duration), detail
-            )
+            row = [inst.key, styled(inst.state), inst.reason or ""]
+            row += [_duration(inst.duration), detail]
+            if workers:
+                row.append(inst.worker or "")
+            table.add_row(*row)
     return table
 
 

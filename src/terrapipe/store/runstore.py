@@ -210,6 +210,37 @@ def history(db: Database, workflow: str) -> list[dict[str, Any]]:
     ]
 
 
+def previous_components(
+    db: Database, workflow: str, name: str, item_id: str | None, *, exclude_run: str
+) -> dict[str, Any] | None:
+    """Key components of the newest successful result of node ``name`` (item ``item_id``)
+    among the workflow's last few runs other than ``exclude_run``: what :func:`history`
+    gives the local engine, for one node (a worker of a distributed engine)."""
+    recent = (
+        sa.select(runs_t.c.id)
+        .where(runs_t.c.workflow == workflow)
+        .order_by(runs_t.c.created_at.desc())
+        .limit(HISTORY_RUNS)
+        .scalar_subquery()
+    )
+    item = nodes_t.c.item_id.is_(None) if item_id is None else nodes_t.c.item_id == item_id
+    query = (
+        sa.select(cache_t.c.components)
+        .select_from(nodes_t.join(cache_t, cache_t.c.key == nodes_t.c.cache_key))
+        .where(
+            nodes_t.c.run_id.in_(recent),
+            nodes_t.c.run_id != exclude_run,
+            nodes_t.c.name == name,
+            item,
+            nodes_t.c.state.in_(("succeeded", "cached")),
+        )
+        .order_by(nodes_t.c.id.desc())
+        .limit(1)
+    )
+    with db.begin() as conn:
+        return conn.execute(query).scalar()
+
+
 def cache_keys(db: Database, task_names: list[str], *, limit: int) -> set[str] | None:
     """Every cache key of these tasks, or None if there are more than ``limit``."""
     with db.begin() as conn:

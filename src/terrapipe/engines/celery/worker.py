@@ -1,0 +1,322 @@
+"""The Celery task: execute one node instance of a recorded run, then schedule from the DB.
+
+``run_node(run_id, node_key)`` moves the node from ``queued`` to ``running`` (a message
+delivered twice finds it final, or running elsewhere, and does nothing), loads the run's
+workflow from this worker's registry (built-ins, entry points, ``--module``), builds a
+database-backed runtime and calls the same ``execute_node`` as the local engine. Then, in
+one transaction (:func:`claims.finish_node`), it records the node, expands and claims what
+it unblocks, and enqueues only that after commit.
+
+While the node runs a thread renews its lease in the database and polls the run's cancel
+flag (``ctx.cancelled``); a node retried later goes back to the queue with a countdown,
+never sleeping in the worker slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from terrapipe.core.context import RunStore
+from terrapipe.core.execute import execute_node
+from terrapipe.core.plan import Instance, utcnow
+from terrapipe.core.runtime import Hit
+from terrapipe.core.states import NodeState
+from terrapipe.core.values import decode_outputs
+from terrapipe.core.workflow import Workflow
+from terrapipe.engines.celery import claims
+from terrapipe.settings import Settings, get_settings
+from terrapipe.store import runstore
+from terrapipe.store.artifacts import ArtifactStore
+from terrapipe.store.db import Database
+
+_LOG = logging.getLogger("terrapipe.celery")
+
+
+@dataclass
+class RunInfo:
+    workflow: str
+    version: str
+    params: dict[str, Any]
+    force: bool
+
+
+@dataclass
+class WorkerState:
+    """What one worker process keeps between messages: its settings, database (opened in
+    the process that uses it, never across a fork), registry modules and small caches of
+    immutable things (workflows by name and version, run parameters by run id)."""
+
+    settings: Settings
+    modules: tuple[str, ...] = ()
+    _db: Database | None = None
+    _pid: int = 0
+    _workflows: dict[tuple[str, str], Workflow] = field(default_factory=dict)
+    _runs: OrderedDict[str, RunInfo] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def db(self) -> Database:
+        with self._lock:
+            if self._db is None or self._pid != os.getpid():
+                self._db = Database(self.settings.sqlalchemy_url)
+                self._pid = os.getpid()
+            return self._db
+
+    @property
+    def worker_id(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.settings.artifacts_dir)
+
+    def workflow(self, name: str, version: str) -> Workflow:
+        key = (name, version)
+        if key not in self._workflows:
+            from terrapipe.core.registry import find_workflow
+
+            self._workflows[key] = find_workflow(name, version, modules=self.modules)
+        return self._workflows[key]
+
+    def run(self, run_id: str) -> RunInfo | None:
+        info = self._runs.get(run_id)
+        if info is None:
+            row = runstore.get_run_row(self.db, run_id)
+            if row is None:
+                return None
+            params = decode_outputs(row["params"])
+            info = RunInfo(row["workflow"], row["workflow_version"], params, row["force"])
+            self._runs[run_id] = info
+            while len(self._runs) > 256:
+                self._runs.popitem(last=False)
+        return info
+
+
+_STATE: dict[str, WorkerState] = {}  # the worker process's state, set by `terrapipe worker`
+
+
+def configure_worker(settings: Settings, modules: tuple[str, ...]) -> WorkerState:
+    """Set this process's worker state (called by ``terrapipe worker`` before it starts)."""
+    state = WorkerState(settings=settings, modules=tuple(modules))
+    _STATE["state"] = state
+    return state
+
+
+def worker_state() -> WorkerState:
+    state = _STATE.get("state")
+    if state is None:  # a worker started by `celery worker` itself: settings from env
+        state = configure_worker(get_settings(), ())
+    return state
+
+
+class _OnePlan:
+    """The slice of a run plan ``execute_node`` reads: one instance, its workflow, and
+    what it reads from its upstreams (through the rules, over the stored rows)."""
+
+    def __init__(self, db: Database, run_id: str, workflow: Workflow, inst: Instance) -> None:
+        self.db, self.run_id, self.workflow = db, run_id, workflow
+        self.instances = {inst.key: inst}
+
+    def inputs_for(self, inst: Instance) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        from terrapipe.core import rules
+
+        node = self.workflow.nodes[inst.name]
+        nodes = self.workflow.nodes
+        if all(up == node.map_over and nodes[up].map_over is None for up in node.upstreams):
+            inputs, keys, item = rules.inputs_for(self.workflow, inst, None)  # no rows needed
+        else:
+            with self.db.begin() as conn:
+                view = claims.DbView(conn, self.run_id, self.workflow)
+                inputs, keys, item = rules.inputs_for(self.workflow, inst, view)
+        inst.item = item
+        return inputs, keys, item
+
+
+class NodeRuntime:
+    """:class:`terrapipe.core.execute.Runtime` for one node on a worker, over the database.
+
+    Cache look-ups and the previous run's key components are read from the store; the
+    result and the outcome are kept and recorded by :func:`claims.finish_node` in the
+    same transaction that schedules what follows."""
+
+    def __init__(
+        self,
+        state: WorkerState,
+        run_id: str,
+        workflow: Workflow,
+        inst: Instance,
+        info: RunInfo,
+    ) -> None:
+        db = state.db
+        self.db = db
+        self.run_id = run_id
+        self.workflow = workflow
+        self.plan = _OnePlan(db, run_id, workflow, inst)
+        self.params = info.params
+        self.force = info.force
+        self.artifacts = state.artifacts()
+        self.store = RunStore(db, self.artifacts, state.settings)
+        self.cancel_event = threading.Event()
+        self.cache_entry: dict[str, Any] | None = None
+        self.files: list[dict[str, Any]] = []
+
+    def lookup_cache(self, key: str) -> Hit | None:
+        row = runstore.cache_row(self.db, key)
+        if row is None:
+            return None
+        hit = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
+        if hit.artifact_dir and not Path(hit.artifact_dir).is_dir():
+            return None
+        return hit
+
+    def previous_components(self, name: str, item_id: str | None) -> dict[str, Any] | None:
+        return runstore.previous_components(
+            self.db, self.workflow.name, name, item_id, exclude_run=self.run_id
+        )
+
+    def save_result(
+        self,
+        inst: Instance,
+        components: dict[str, Any],
+        encoded_outputs: Any,
+        artifact_dir: Path | None,
+        files: list[tuple[Path, int]],
+    ) -> None:
+        now = utcnow()
+        key = inst.cache_key or ""
+        self.cache_entry = {
+            "key": key,
+            "task_name": components["task"],
+            "task_version": components["version"],
+            "components": components,
+            "outputs": encoded_outputs,
+            "artifact_dir": str(artifact_dir) if artifact_dir else None,
+            "run_id": self.run_id,
+            "created_at": now,
+        }
+        self.files = [
+            {"cache_key": key, "path": str(p), "size": size, "created_at": now} for p, size in files
+        ]
+
+    def record(self, inst: Instance) -> None:
+        """Nothing to do while the node runs: its start is recorded by the claim, its
+        outcome by :func:`claims.finish_node`."""
+
+    def progress(self, inst: Instance, done: float, total: float) -> None:
+        """Progress inside a node is not recorded by this engine (nodes are the unit)."""
+
+
+class LeaseRenewer:
+    """Renews a running node's lease every third of it and polls the run's cancel flag."""
+
+    def __init__(self, db: Database, run_id: str, key: str, worker: str, lease_s: float, cancel):
+        self.args = (db, run_id, key, worker, lease_s)
+        self.cancel = cancel
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{key}", daemon=True)
+
+    def _loop(self) -> None:
+        interval = max(0.2, self.args[4] / 3)
+        while not self._stop.wait(interval):
+            try:
+                ours, cancel = claims.renew_lease(*self.args)
+            except Exception as exc:  # noqa: BLE001 - the database blinked: next time
+                _LOG.warning("renewing the lease of %s failed: %s", self.args[2], exc)
+                continue
+            if cancel:
+                self.cancel.set()
+            if not ours:
+                self.lost = True
+                self.cancel.set()  # another worker owns it now: stop wasting the slot
+                return
+
+    def __enter__(self) -> LeaseRenewer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _instance(workflow: Workflow, row: Any) -> Instance:
+    node = workflow.nodes[row.name]
+    item = decode_outputs(row.item) if row.item is not None else None
+    over_unmapped = node.map_over is not None and workflow.nodes[node.map_over].map_over is None
+    return Instance(
+        key=row.key,
+        name=row.name,
+        map_index=row.map_index,
+        item=item,
+        item_id=row.item_id,
+        item_key={"item": row.item_id} if over_unmapped and row.map_index >= 0 else None,
+    )
+
+
+def run_node(run_id: str, node_key: str) -> str:
+    """The Celery task body: execute one node instance; returns what happened (for logs)."""
+    return execute_message(worker_state(), run_id, node_key)
+
+
+def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
+    from terrapipe.engines.celery.app import celery_app, enqueue
+
+    settings = state.settings
+    db = state.db
+    worker = state.worker_id
+    row = claims.start_node(db, run_id, node_key, worker, settings.node_lease_s)
+    if row is None:
+        return "skipped: final or running elsewhere"
+    info = state.run(run_id)
+    if info is None:
+        return "skipped: no such run"
+    try:
+        workflow = state.workflow(info.workflow, info.version)
+    except Exception as exc:  # noqa: BLE001 - named on the run, never a hang
+        error = (
+            f"this worker does not know workflow {info.workflow!r} version {info.version} "
+            f"({exc}); start it with `terrapipe worker --module ...` naming the module"
+        )
+        _LOG.error("run %s: %s", run_id, error)
+        claims.fail_run(db, run_id, error)
+        return "failed: unknown workflow"
+    inst = _instance(workflow, row)
+    runtime = NodeRuntime(state, run_id, workflow, inst, info)
+    if runstore.cancel_requested(db, run_id):
+        runtime.cancel_event.set()
+    with LeaseRenewer(
+        db, run_id, node_key, worker, settings.node_lease_s, runtime.cancel_event
+    ) as lease:
+        try:
+            execute_node(run_id, node_key, runtime)
+        except BaseException as exc:  # noqa: BLE001 - never lose a node
+            inst.state, inst.error = NodeState.FAILED, f"{type(exc).__name__}: {exc}"
+            inst.finished_at = utcnow()
+    if lease.lost:
+        return "dropped: lease lost"
+    outcome = claims.Outcome(
+        key=inst.key,
+        state=inst.state,
+        reason=inst.reason,
+        cache_key=inst.cache_key,
+        attempts=inst.attempts,
+        error=inst.error,
+        error_kind=inst.error_kind,
+        traceback=inst.traceback,
+        started_at=inst.started_at,
+        finished_at=inst.finished_at,
+        cache_entry=runtime.cache_entry if inst.state == NodeState.SUCCEEDED else None,
+        files=runtime.files,
+    )
+    claimed = claims.finish_node(db, workflow, run_id, outcome, worker)
+    if claimed:
+        app = celery_app(settings.broker_url)
+        enqueue(app, run_id, workflow, claimed, settings.default_queue)
+    return str(inst.state)
