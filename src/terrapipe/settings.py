@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     node_lease_s: float = Field(
         default=60.0, gt=0, description="Celery engine: a running node's lease, renewed."
     )
+    broker_visibility_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Celery engine, Redis broker: an unacknowledged message comes back after "
+        "this long (a duplicate is harmless: the database says the node is taken or final).",
+    )
     sweep_interval_s: float = Field(
         default=10.0, gt=0, description="Celery engine: how often workers look for lost nodes."
     )

@@ -49,7 +49,7 @@ def worker_command(
         db.dispose()
     load_registry(module)  # a module that does not load fails here, with its name
     configure_worker(settings, tuple(module))
-    app = celery_app(broker)
+    app = celery_app(broker, settings.broker_visibility_s)
     queue_list = queues or settings.default_queue
     start_sweeper(settings)
     node_name = name or f"terrapipe-{os.getpid()}@{socket.gethostname()}"

@@ -66,7 +66,7 @@ class CeleryEngine:
         db, settings = store.db, store.settings
         try:
             self.check(db, settings)
-            app = celery_app(settings.broker_url)
+            app = celery_app(settings.broker_url, settings.broker_visibility_s)
             claimed = claims.start_run(db, job.workflow, job.run_id)
             try:
                 enqueue(app, job.run_id, job.workflow, claimed, settings.default_queue)
@@ -94,5 +94,9 @@ class CeleryEngine:
         """Enqueue again the run's pending-claimed (``queued``) nodes (lost messages)."""
         keys = [k for k, _ in claims.open_nodes(db, run_id, (NodeState.QUEUED.value,))]
         return enqueue(
-            celery_app(settings.broker_url), run_id, workflow, keys, settings.default_queue
+            celery_app(settings.broker_url, settings.broker_visibility_s),
+            run_id,
+            workflow,
+            keys,
+            settings.default_queue,
         )

@@ -53,9 +53,18 @@ def check_broker_url(url: str | None) -> str:
     return url
 
 
+def celery_app(broker_url: str | None, visibility_s: float | None = None) -> Any:
+    """The Celery app for ``broker_url`` (one per URL and process; ``visibility_s`` from
+    TERRAPIPE_BROKER_VISIBILITY_S unless given)."""
+    if visibility_s is None:
+        from terrapipe.settings import get_settings
+
+        visibility_s = get_settings().broker_visibility_s
+    return _celery_app(check_broker_url(broker_url), float(visibility_s))
+
+
 @functools.lru_cache(maxsize=8)
-def celery_app(broker_url: str) -> Any:
-    """The Celery app for ``broker_url`` (one per URL and process)."""
+def _celery_app(broker_url: str, visibility_s: float) -> Any:
     from celery import Celery
 
     app = Celery("terrapipe", broker=broker_url, set_as_current=False)
@@ -70,7 +79,7 @@ def celery_app(broker_url: str) -> Any:
         task_routes=(_route,),
         broker_connection_timeout=3,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": visibility_s},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_send_sent_event=False,

@@ -542,6 +542,42 @@ def expired_leases(db: Database, limit: int = 500) -> list[tuple[str, str, str]]
     return [(r.run_id, r.key, r.name) for r in moved]
 
 
+def mark_unsent(db: Database, run_id: str, keys: list[str]) -> None:
+    """Claimed nodes whose message could not be published (the broker was down): marked
+    by an empty ``queued_at`` so a sweeper publishes them once the broker is back."""
+    with db.begin() as conn:
+        conn.execute(
+            nodes_t.update()
+            .where(
+                nodes_t.c.run_id == run_id,
+                nodes_t.c.key.in_(keys),
+                nodes_t.c.state == NodeState.QUEUED.value,
+            )
+            .values(queued_at=None)
+        )
+
+
+def take_unsent(db: Database, limit: int = 500) -> list[tuple[str, str, str]]:
+    """Queued nodes never published (see :func:`mark_unsent`), taken by this sweeper."""
+    now = utcnow()
+    with db.begin() as conn:
+        rows = conn.execute(
+            sa.select(nodes_t.c.id)
+            .where(nodes_t.c.state == NodeState.QUEUED.value, nodes_t.c.queued_at.is_(None))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return []
+        moved = conn.execute(
+            nodes_t.update()
+            .where(nodes_t.c.id.in_([r[0] for r in rows]), nodes_t.c.queued_at.is_(None))
+            .values(queued_at=now)
+            .returning(nodes_t.c.run_id, nodes_t.c.key, nodes_t.c.name)
+        ).all()
+    return [(r.run_id, r.key, r.name) for r in moved]
+
+
 def open_nodes(db: Database, run_id: str, states: tuple[str, ...]) -> list[tuple[str, str]]:
     """(key, name) of the run's nodes in ``states`` (resume re-enqueues these)."""
     with db.begin() as conn:

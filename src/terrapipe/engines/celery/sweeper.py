@@ -15,14 +15,14 @@ _LOG = logging.getLogger("terrapipe.celery")
 
 
 def sweep_once(state) -> int:
-    """Re-enqueue the nodes whose lease expired; how many."""
+    """Re-enqueue the nodes whose lease expired, and publish claimed nodes whose message
+    could not be sent (the broker was down); how many."""
     from terrapipe.engines.celery import claims
-    from terrapipe.engines.celery.app import celery_app, enqueue
+    from terrapipe.engines.celery.worker import publish
 
-    moved = claims.expired_leases(state.db)
+    moved = claims.expired_leases(state.db) + claims.take_unsent(state.db)
     if not moved:
         return 0
-    app = celery_app(state.settings.broker_url)
     by_run: dict[str, list[str]] = {}
     for run_id, key, _name in moved:
         by_run.setdefault(run_id, []).append(key)
@@ -35,8 +35,8 @@ def sweep_once(state) -> int:
         except Exception as exc:  # noqa: BLE001 - the node's message will say so
             _LOG.warning("sweeper: run %s: %s", run_id, exc)
             continue
-        _LOG.warning("run %s: lease expired, enqueued again: %s", run_id, ", ".join(keys))
-        enqueue(app, run_id, workflow, keys, state.settings.default_queue)
+        _LOG.warning("run %s: enqueued again: %s", run_id, ", ".join(keys))
+        publish(state, run_id, workflow, keys)
     return len(moved)
 
 

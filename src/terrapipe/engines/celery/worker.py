@@ -266,8 +266,6 @@ def run_node(run_id: str, node_key: str) -> str:
 
 
 def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
-    from terrapipe.engines.celery.app import celery_app, enqueue
-
     settings = state.settings
     db = state.db
     worker = state.worker_id
@@ -317,6 +315,22 @@ def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
     )
     claimed = claims.finish_node(db, workflow, run_id, outcome, worker)
     if claimed:
-        app = celery_app(settings.broker_url)
-        enqueue(app, run_id, workflow, claimed, settings.default_queue)
+        publish(state, run_id, workflow, claimed)
     return str(inst.state)
+
+
+def publish(state: WorkerState, run_id: str, workflow: Workflow, keys: list[str]) -> None:
+    """Enqueue claimed nodes; if the broker is down, mark them unsent for a sweeper."""
+    from terrapipe.engines.celery.app import BrokerUnavailable, celery_app, enqueue
+
+    try:
+        enqueue(
+            celery_app(state.settings.broker_url, state.settings.broker_visibility_s),
+            run_id,
+            workflow,
+            keys,
+            state.settings.default_queue,
+        )
+    except BrokerUnavailable as exc:
+        _LOG.warning("run %s: %s; %d node(s) left for the sweeper", run_id, exc, len(keys))
+        claims.mark_unsent(state.db, run_id, keys)
