@@ -210,12 +210,13 @@ def history(db: Database, workflow: str) -> list[dict[str, Any]]:
     ]
 
 
-def previous_components(
-    db: Database, workflow: str, name: str, item_id: str | None, *, exclude_run: str
-) -> dict[str, Any] | None:
-    """Key components of the newest successful result of node ``name`` (item ``item_id``)
-    among the workflow's last few runs other than ``exclude_run``: what :func:`history`
-    gives the local engine, for one node (a worker of a distributed engine)."""
+def previous_keys(
+    conn: sa.Connection, workflow: str, *, exclude_run: str
+) -> dict[tuple[str, str | None], str]:
+    """(node name, item id) -> cache key of the newest successful result among the
+    workflow's last few runs other than ``exclude_run``: what :func:`history` gives the
+    local engine, without the outputs (a worker of a distributed engine reads it once per
+    run)."""
     recent = (
         sa.select(runs_t.c.id)
         .where(runs_t.c.workflow == workflow)
@@ -223,22 +224,17 @@ def previous_components(
         .limit(HISTORY_RUNS)
         .scalar_subquery()
     )
-    item = nodes_t.c.item_id.is_(None) if item_id is None else nodes_t.c.item_id == item_id
     query = (
-        sa.select(cache_t.c.components)
-        .select_from(nodes_t.join(cache_t, cache_t.c.key == nodes_t.c.cache_key))
+        sa.select(nodes_t.c.name, nodes_t.c.item_id, nodes_t.c.cache_key)
         .where(
             nodes_t.c.run_id.in_(recent),
             nodes_t.c.run_id != exclude_run,
-            nodes_t.c.name == name,
-            item,
             nodes_t.c.state.in_(("succeeded", "cached")),
+            nodes_t.c.cache_key.is_not(None),
         )
-        .order_by(nodes_t.c.id.desc())
-        .limit(1)
+        .order_by(nodes_t.c.id)
     )
-    with db.begin() as conn:
-        return conn.execute(query).scalar()
+    return {(r[0], r[1]): r[2] for r in conn.execute(query)}
 
 
 def cache_keys(db: Database, task_names: list[str], *, limit: int) -> set[str] | None:

@@ -14,8 +14,10 @@ sees the other one final and unblocks their successor. Runs do not wait on each 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,36 @@ FINAL = tuple(sorted(s.value for s in NODE_FINAL))
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def transaction(conn: sa.Connection, *, single: bool = False) -> Iterator[None]:
+    """One transaction on ``conn``: SQLAlchemy's own on a normal connection; explicit
+    BEGIN/COMMIT on an AUTOCOMMIT one (a worker's message connection, where single reads
+    and updates then cost one round trip each instead of three). ``single``: the block is
+    one statement, atomic by itself under autocommit."""
+    autocommit = _is_autocommit(conn)
+    if autocommit and single:
+        yield
+        return
+    if not autocommit:
+        if conn.in_transaction():
+            yield
+            return
+        with conn.begin():
+            yield
+        return
+    conn.exec_driver_sql("BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK")
+        raise
+    conn.exec_driver_sql("COMMIT")
+
+
+def _is_autocommit(conn: sa.Connection) -> bool:
+    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 
 @dataclass
@@ -96,6 +128,9 @@ class DbView:
         if rows is None:
             query = self._select().where(nodes_t.c.name == name).order_by(nodes_t.c.map_index)
             rows = {r.key: _row(r) for r in self.conn.execute(query)}
+            for key, known in self._single.items():  # rows this view already holds win
+                if known is not None and key in rows:
+                    rows[key] = known
             self._nodes[name] = rows
         return rows
 
@@ -347,11 +382,13 @@ def _maybe_finish_run(conn: sa.Connection, view: DbView) -> RunState | None:
 
 
 # -- one node's life on a worker ---------------------------------------------------------
-def start_node(db: Database, run_id: str, key: str, worker: str, lease_s: float) -> Any:
-    """Move a queued node (or a running one whose lease expired) to running on ``worker``;
-    the row, or None when the node is final or live elsewhere (a message delivered twice)."""
+def start_node(conn: sa.Connection, run_id: str, key: str, worker: str, lease_s: float) -> Any:
+    """Move a queued node (or a running one whose lease expired) to running on ``worker``
+    (committed); the row with the run's ``cancel_requested``, or None when the node is final
+    or live elsewhere (a message delivered twice)."""
     now = utcnow()
-    with db.begin() as conn:
+    cancel = sa.select(runs_t.c.cancel_requested).where(runs_t.c.id == run_id).scalar_subquery()
+    with transaction(conn, single=True):
         return conn.execute(
             nodes_t.update()
             .where(
@@ -378,27 +415,32 @@ def start_node(db: Database, run_id: str, key: str, worker: str, lease_s: float)
                 nodes_t.c.item,
                 nodes_t.c.item_id,
                 nodes_t.c.attempts,
+                cancel.label("cancel_requested"),
             )
         ).first()
 
 
-def renew_lease(db: Database, run_id: str, key: str, worker: str, lease_s: float) -> tuple:
-    """Extend the lease of a node this worker runs: (still ours, run cancel requested)."""
+def renew_leases(
+    db: Database, held: list[tuple[str, str]], worker: str, lease_s: float
+) -> tuple[set[tuple[str, str]], set[str]]:
+    """Extend the leases of the nodes ``(run id, key)`` this worker runs: (those still
+    ours, the run ids whose cancel was requested)."""
+    runs = sorted({r for r, _ in held})
     with db.begin() as conn:
-        moved = conn.execute(
+        ours = conn.execute(
             nodes_t.update()
             .where(
-                nodes_t.c.run_id == run_id,
-                nodes_t.c.key == key,
+                sa.tuple_(nodes_t.c.run_id, nodes_t.c.key).in_(held),
                 nodes_t.c.state == NodeState.RUNNING.value,
                 nodes_t.c.worker == worker,
             )
             .values(lease_until=utcnow() + dt.timedelta(seconds=lease_s))
-        ).rowcount
-        cancel = conn.execute(
-            sa.select(runs_t.c.cancel_requested).where(runs_t.c.id == run_id)
-        ).scalar()
-    return moved == 1, bool(cancel)
+            .returning(nodes_t.c.run_id, nodes_t.c.key)
+        ).all()
+        cancelled = conn.execute(
+            sa.select(runs_t.c.id).where(runs_t.c.id.in_(runs), runs_t.c.cancel_requested)
+        ).all()
+    return {(r[0], r[1]) for r in ours}, {r[0] for r in cancelled}
 
 
 @dataclass
@@ -406,6 +448,8 @@ class Outcome:
     """What a worker learned executing one node, recorded by :func:`finish_node`."""
 
     key: str
+    name: str
+    map_index: int
     state: str
     reason: str | None
     cache_key: str | None
@@ -415,21 +459,31 @@ class Outcome:
     traceback: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    outputs: Any = None  # as the task returned them (what the rules read, as in memory)
+    item_id: str | None = None
     cache_entry: dict[str, Any] | None = None
     files: list[dict[str, Any]] | None = None
 
 
 def finish_node(
-    db: Database, workflow: Workflow, run_id: str, outcome: Outcome, worker: str
+    db: Database,
+    conn: sa.Connection,
+    workflow: Workflow,
+    run_id: str,
+    outcome: Outcome,
+    worker: str,
 ) -> list[str] | None:
-    """In ONE transaction: record the node (if this worker still holds it), its cache entry,
-    expand and claim what it unblocks, end the run if it was the last; the claimed keys
-    (``None`` if the node was no longer ours: the sweeper gave it to another worker)."""
-    with db.begin() as conn:
+    """In ONE transaction on ``conn``: record the node (if this worker still holds it), its
+    cache entry, expand and claim what it unblocks, end the run if it was the last; the
+    claimed keys (``None`` if the node was no longer ours: the sweeper moved it)."""
+    with transaction(conn):
         run = _lock_run(conn, run_id)
         if outcome.cache_entry is not None:
             runstore.bulk_upsert(db, conn, cache_t, [outcome.cache_entry], ("key",))
-            conn.execute(artifacts_t.delete().where(artifacts_t.c.cache_key == outcome.cache_key))
+            if outcome.files or outcome.cache_entry.get("artifact_dir"):
+                conn.execute(
+                    artifacts_t.delete().where(artifacts_t.c.cache_key == outcome.cache_key)
+                )
             if outcome.files:
                 conn.execute(artifacts_t.insert(), outcome.files)
         recorded = conn.execute(
@@ -460,10 +514,21 @@ def finish_node(
         if run is not None and run.cancel_requested:
             _cancel_open(conn, view)
         else:
-            inst = view.instance(outcome.key)
-            assert inst is not None
+            state = STATE_TEXT[outcome.state]
+            ok = state in NODE_OK
+            inst = NodeRow(
+                outcome.key,
+                outcome.name,
+                outcome.map_index,
+                state,
+                outcome.outputs if ok else None,
+                outcome.cache_key,
+                outcome.item_id,
+            )
+            view._single[outcome.key] = inst
             claimed = advance(view, _unblocked(view, workflow.downstream(), inst))
-        _maybe_finish_run(conn, view)
+        if not claimed:  # something claimed is still open: the run cannot be over
+            _maybe_finish_run(conn, view)
     return claimed
 
 

@@ -14,14 +14,19 @@ never sleeping in the worker slot.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from terrapipe.core.context import RunStore
 from terrapipe.core.execute import execute_node
@@ -59,6 +64,8 @@ class WorkerState:
     _pid: int = 0
     _workflows: dict[tuple[str, str], Workflow] = field(default_factory=dict)
     _runs: OrderedDict[str, RunInfo] = field(default_factory=OrderedDict)
+    _previous: OrderedDict[str, dict] = field(default_factory=OrderedDict)
+    _leases: LeaseKeeper | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -68,6 +75,13 @@ class WorkerState:
                 self._db = Database(self.settings.sqlalchemy_url)
                 self._pid = os.getpid()
             return self._db
+
+    @property
+    def leases(self) -> LeaseKeeper:
+        if self._leases is None or self._pid != os.getpid():
+            db = self.db
+            self._leases = LeaseKeeper(db, self.worker_id, self.settings.node_lease_s)
+        return self._leases
 
     @property
     def worker_id(self) -> str:
@@ -97,6 +111,17 @@ class WorkerState:
                 self._runs.popitem(last=False)
         return info
 
+    def previous_keys(self, conn: Any, run_id: str, workflow: str) -> dict:
+        """The previous runs' result keys by (node, item), read once per run (results
+        of earlier runs do not change while this one runs)."""
+        keys = self._previous.get(run_id)
+        if keys is None:
+            keys = runstore.previous_keys(conn, workflow, exclude_run=run_id)
+            self._previous[run_id] = keys
+            while len(self._previous) > 16:
+                self._previous.popitem(last=False)
+        return keys
+
 
 _STATE: dict[str, WorkerState] = {}  # the worker process's state, set by `terrapipe worker`
 
@@ -119,8 +144,8 @@ class _OnePlan:
     """The slice of a run plan ``execute_node`` reads: one instance, its workflow, and
     what it reads from its upstreams (through the rules, over the stored rows)."""
 
-    def __init__(self, db: Database, run_id: str, workflow: Workflow, inst: Instance) -> None:
-        self.db, self.run_id, self.workflow = db, run_id, workflow
+    def __init__(self, conn: Any, run_id: str, workflow: Workflow, inst: Instance) -> None:
+        self.conn, self.run_id, self.workflow = conn, run_id, workflow
         self.instances = {inst.key: inst}
 
     def inputs_for(self, inst: Instance) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -131,9 +156,8 @@ class _OnePlan:
         if all(up == node.map_over and nodes[up].map_over is None for up in node.upstreams):
             inputs, keys, item = rules.inputs_for(self.workflow, inst, None)  # no rows needed
         else:
-            with self.db.begin() as conn:
-                view = claims.DbView(conn, self.run_id, self.workflow)
-                inputs, keys, item = rules.inputs_for(self.workflow, inst, view)
+            view = claims.DbView(self.conn, self.run_id, self.workflow)
+            inputs, keys, item = rules.inputs_for(self.workflow, inst, view)
         inst.item = item
         return inputs, keys, item
 
@@ -148,6 +172,7 @@ class NodeRuntime:
     def __init__(
         self,
         state: WorkerState,
+        conn: Any,
         run_id: str,
         workflow: Workflow,
         inst: Instance,
@@ -155,9 +180,11 @@ class NodeRuntime:
     ) -> None:
         db = state.db
         self.db = db
+        self.conn = conn  # this message's connection: reads only, until the node runs
+        self.state = state
         self.run_id = run_id
         self.workflow = workflow
-        self.plan = _OnePlan(db, run_id, workflow, inst)
+        self.plan = _OnePlan(conn, run_id, workflow, inst)
         self.params = info.params
         self.force = info.force
         self.artifacts = state.artifacts()
@@ -167,18 +194,26 @@ class NodeRuntime:
         self.files: list[dict[str, Any]] = []
 
     def lookup_cache(self, key: str) -> Hit | None:
-        row = runstore.cache_row(self.db, key)
+        cache_t = runstore.cache_t
+        row = self.conn.execute(
+            sa.select(cache_t.c.outputs, cache_t.c.artifact_dir).where(cache_t.c.key == key)
+        ).first()
         if row is None:
             return None
-        hit = Hit(decode_outputs(row["outputs"]), row["artifact_dir"])
+        hit = Hit(decode_outputs(row.outputs), row.artifact_dir)
         if hit.artifact_dir and not Path(hit.artifact_dir).is_dir():
             return None
         return hit
 
     def previous_components(self, name: str, item_id: str | None) -> dict[str, Any] | None:
-        return runstore.previous_components(
-            self.db, self.workflow.name, name, item_id, exclude_run=self.run_id
-        )
+        keys = self.state.previous_keys(self.conn, self.run_id, self.workflow.name)
+        key = keys.get((name, item_id))
+        if key is None:
+            return None
+        cache_t = runstore.cache_t
+        return self.conn.execute(
+            sa.select(cache_t.c.components).where(cache_t.c.key == key)
+        ).scalar()
 
     def save_result(
         self,
@@ -205,45 +240,66 @@ class NodeRuntime:
         ]
 
     def record(self, inst: Instance) -> None:
-        """Nothing to do while the node runs: its start is recorded by the claim, its
-        outcome by :func:`claims.finish_node`."""
+        """Nothing to record while the node runs: its start was recorded by the claim, its
+        outcome is by :func:`claims.finish_node`."""
 
     def progress(self, inst: Instance, done: float, total: float) -> None:
         """Progress inside a node is not recorded by this engine (nodes are the unit)."""
 
 
-class LeaseRenewer:
-    """Renews a running node's lease every third of it and polls the run's cancel flag."""
+class LeaseKeeper:
+    """One thread per worker process renewing the leases of the nodes it runs, every
+    third of the lease, and polling their runs' cancel flags (``ctx.cancelled``)."""
 
-    def __init__(self, db: Database, run_id: str, key: str, worker: str, lease_s: float, cancel):
-        self.args = (db, run_id, key, worker, lease_s)
-        self.cancel = cancel
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"lease-{key}", daemon=True)
+    def __init__(self, db: Database, worker: str, lease_s: float) -> None:
+        self.db, self.worker, self.lease_s = db, worker, lease_s
+        self._held: dict[tuple[str, str], _Held] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def hold(self, run_id: str, key: str, cancel: threading.Event) -> Iterator[_Held]:
+        held = _Held(cancel)
+        with self._lock:
+            self._held[(run_id, key)] = held
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="terrapipe-leases", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield held
+        finally:
+            with self._lock:
+                self._held.pop((run_id, key), None)
 
     def _loop(self) -> None:
-        interval = max(0.2, self.args[4] / 3)
-        while not self._stop.wait(interval):
-            try:
-                ours, cancel = claims.renew_lease(*self.args)
-            except Exception as exc:  # noqa: BLE001 - the database blinked: next time
-                _LOG.warning("renewing the lease of %s failed: %s", self.args[2], exc)
+        interval = max(0.2, self.lease_s / 3)
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                held = dict(self._held)
+            if not held:
                 continue
-            if cancel:
-                self.cancel.set()
-            if not ours:
-                self.lost = True
-                self.cancel.set()  # another worker owns it now: stop wasting the slot
-                return
+            try:
+                ours, cancelled = claims.renew_leases(
+                    self.db, list(held), self.worker, self.lease_s
+                )
+            except Exception as exc:  # noqa: BLE001 - the database blinked: next time
+                _LOG.warning("renewing leases failed: %s", exc)
+                continue
+            for ident, h in held.items():
+                if ident[0] in cancelled:
+                    h.cancel.set()
+                if ident not in ours:
+                    h.lost = True
+                    h.cancel.set()  # another worker owns it now: stop wasting the slot
 
-    def __enter__(self) -> LeaseRenewer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+@dataclass
+class _Held:
+    cancel: threading.Event
+    lost: bool = False
 
 
 def _instance(workflow: Workflow, row: Any) -> Instance:
@@ -266,10 +322,18 @@ def run_node(run_id: str, node_key: str) -> str:
 
 
 def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
+    db = state.db
+    # one connection for the whole message, in autocommit: single statements cost one
+    # round trip; claims.transaction() wraps the multi-statement ones in BEGIN/COMMIT
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return _execute(state, conn, run_id, node_key)
+
+
+def _execute(state: WorkerState, conn: Any, run_id: str, node_key: str) -> str:
     settings = state.settings
     db = state.db
     worker = state.worker_id
-    row = claims.start_node(db, run_id, node_key, worker, settings.node_lease_s)
+    row = claims.start_node(conn, run_id, node_key, worker, settings.node_lease_s)
     if row is None:
         return "skipped: final or running elsewhere"
     info = state.run(run_id)
@@ -286,12 +350,10 @@ def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
         claims.fail_run(db, run_id, error)
         return "failed: unknown workflow"
     inst = _instance(workflow, row)
-    runtime = NodeRuntime(state, run_id, workflow, inst, info)
-    if runstore.cancel_requested(db, run_id):
+    runtime = NodeRuntime(state, conn, run_id, workflow, inst, info)
+    if row.cancel_requested:
         runtime.cancel_event.set()
-    with LeaseRenewer(
-        db, run_id, node_key, worker, settings.node_lease_s, runtime.cancel_event
-    ) as lease:
+    with state.leases.hold(run_id, node_key, runtime.cancel_event) as lease:
         try:
             execute_node(run_id, node_key, runtime)
         except BaseException as exc:  # noqa: BLE001 - never lose a node
@@ -299,8 +361,11 @@ def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
             inst.finished_at = utcnow()
     if lease.lost:
         return "dropped: lease lost"
+    ok = inst.state == NodeState.SUCCEEDED
     outcome = claims.Outcome(
         key=inst.key,
+        name=inst.name,
+        map_index=inst.map_index,
         state=inst.state,
         reason=inst.reason,
         cache_key=inst.cache_key,
@@ -310,10 +375,12 @@ def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
         traceback=inst.traceback,
         started_at=inst.started_at,
         finished_at=inst.finished_at,
-        cache_entry=runtime.cache_entry if inst.state == NodeState.SUCCEEDED else None,
+        outputs=inst.outputs,
+        item_id=inst.item_id,
+        cache_entry=runtime.cache_entry if ok else None,
         files=runtime.files,
     )
-    claimed = claims.finish_node(db, workflow, run_id, outcome, worker)
+    claimed = claims.finish_node(db, conn, workflow, run_id, outcome, worker)
     if claimed:
         publish(state, run_id, workflow, claimed)
     return str(inst.state)
