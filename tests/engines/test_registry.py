@@ -88,7 +88,9 @@ def test_entry_point_engine_gets_the_recorded_run(plugin) -> None:
 
 
 def test_unknown_engine_is_refused_before_recording(plugin) -> None:
-    with pytest.raises(InvalidInput, match=r"unknown engine 'celeryy'; engines: local, celery, handoff"):
+    with pytest.raises(
+        InvalidInput, match=r"unknown engine 'celeryy'; engines: local, celery, handoff"
+    ):
         submit(_flow(), {"x": 1}, engine="celeryy")
     from terrapipe import list_runs
 

@@ -192,6 +192,13 @@ class NodeRuntime:
         self.cancel_event = threading.Event()
         self.cache_entry: dict[str, Any] | None = None
         self.files: list[dict[str, Any]] = []
+        self.retry_in: float | None = None
+
+    def retry_later(self, inst: Instance, wait: float) -> bool:
+        """Retries do not sleep in the worker slot: the node goes back to its queue with a
+        countdown (see :func:`_execute`)."""
+        self.retry_in = wait
+        return True
 
     def lookup_cache(self, key: str) -> Hit | None:
         cache_t = runstore.cache_t
@@ -313,6 +320,7 @@ def _instance(workflow: Workflow, row: Any) -> Instance:
         item=item,
         item_id=row.item_id,
         item_key={"item": row.item_id} if over_unmapped and row.map_index >= 0 else None,
+        attempts=row.attempts or 0,  # attempts made before (a retry re-enqueued)
     )
 
 
@@ -361,6 +369,11 @@ def _execute(state: WorkerState, conn: Any, run_id: str, node_key: str) -> str:
             inst.finished_at = utcnow()
     if lease.lost:
         return "dropped: lease lost"
+    if runtime.retry_in is not None and inst.state == NodeState.RUNNING:
+        error = inst.error or "failed"
+        if claims.requeue(db, run_id, node_key, worker, inst.attempts, error):
+            publish(state, run_id, workflow, [node_key], countdown=runtime.retry_in)
+        return f"retry in {runtime.retry_in:g}s"
     ok = inst.state == NodeState.SUCCEEDED
     outcome = claims.Outcome(
         key=inst.key,
@@ -386,7 +399,14 @@ def _execute(state: WorkerState, conn: Any, run_id: str, node_key: str) -> str:
     return str(inst.state)
 
 
-def publish(state: WorkerState, run_id: str, workflow: Workflow, keys: list[str]) -> None:
+def publish(
+    state: WorkerState,
+    run_id: str,
+    workflow: Workflow,
+    keys: list[str],
+    *,
+    countdown: float | None = None,
+) -> None:
     """Enqueue claimed nodes; if the broker is down, mark them unsent for a sweeper."""
     from terrapipe.engines.celery.app import BrokerUnavailable, celery_app, enqueue
 
@@ -397,6 +417,7 @@ def publish(state: WorkerState, run_id: str, workflow: Workflow, keys: list[str]
             workflow,
             keys,
             state.settings.default_queue,
+            countdown=countdown,
         )
     except BrokerUnavailable as exc:
         _LOG.warning("run %s: %s; %d node(s) left for the sweeper", run_id, exc, len(keys))
