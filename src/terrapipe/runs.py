@@ -278,6 +278,13 @@ def resume_run(
         _check_engine(chosen, database, settings)
         mark_interrupted_runs(database)
         run = _read(database, run_id)
+        resume_active = getattr(chosen, "resume_active", None)
+        if run.state in RUN_ACTIVE and resume_active is not None and run.engine == engine:
+            # a distributed run still active (its workers stopped, messages lost): the
+            # engine enqueues again what the database says is waiting or lost
+            wf = find_workflow(run.workflow, run.workflow_version, modules=modules)
+            resume_active(database, settings, run.id, wf)
+            return _read(database, run.id)
         if run.state in RUN_ACTIVE:
             raise InvalidInput(
                 f"run {run.id} is still {run.state}; cancel it first (`terrapipe runs cancel`)"

@@ -261,3 +261,77 @@ def test_retry_waits_off_the_worker_slot(cel: CeleryEnv, tmp_path) -> None:
         )
     engine.dispose()
     assert (done["flaky[0]"] - done["flaky[2]"]).total_seconds() > 3.0
+
+
+def test_resume_after_every_worker_stopped_and_messages_lost(cel: CeleryEnv, tmp_path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    first = cel.start_worker("--module", str(cel.module), "-c", "1")
+    args = ["run", "chain", "--module", str(cel.module), "-p", f"marks={marks}"]
+    code, doc, err = cel.cli_json(*args, "-p", "pause=2", "--engine", "celery")
+    assert code == 0, err
+    run_id = doc["run_id"]
+    wait_for(lambda: (marks / "slow").exists(), 30, "the slow node to start")
+    first.kill(signal.SIGKILL)
+    import redis
+
+    client = redis.Redis.from_url(cel.env["TERRAPIPE_BROKER_URL"])
+    client.delete(cel.env["TERRAPIPE_DEFAULT_QUEUE"], "unacked", "unacked_index")
+    client.close()
+    # a new worker whose sweeper will not look for a long time: only resume can help
+    cel.start_worker("--module", str(cel.module), "-c", "1", TERRAPIPE_SWEEP_INTERVAL_S="600")
+    time.sleep(3.5)  # the dead worker's lease (3 s) runs out
+    assert run_row(cel.db_url, run_id)["state"] == "running"
+    done = cel.cli("runs", "resume", run_id, "--module", str(cel.module))
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: run_row(cel.db_url, run_id)["state"] != "running", 60, "the run to end")
+    code, doc, err = cel.cli_json("runs", "show", run_id)
+    assert doc["state"] == "succeeded" and _nodes(doc)["after"][2] == 43
+    assert len((marks / "after").read_text().splitlines()) == 1
+
+
+def test_broker_stopped_and_started_mid_run(tmp_path: Path, pg_url: str) -> None:
+    import subprocess
+
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    cmd += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(data)]
+
+    def start_redis() -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        def up() -> bool:
+            try:
+                return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(up, 20, "redis-server")
+        return proc
+
+    server = start_redis()
+    cel = make_env(tmp_path, pg_url, broker_url=f"redis://127.0.0.1:{port}/0")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    try:
+        cel.start_worker("--module", str(cel.module), "-c", "2")
+        args = ["run", "smoke", "--module", str(cel.module), "-p", "n=30", "-p", f"marks={marks}"]
+        code, doc, err = cel.cli_json(*args, "-p", "pause=0.3", "--engine", "celery")
+        assert code == 0, err
+        run_id = doc["run_id"]
+        wait_for(lambda: len(list(marks.iterdir())) >= 4, 30, "a few items done")
+        server.terminate()
+        server.wait(timeout=10)
+        time.sleep(2)
+        server = start_redis()
+        wait_for(lambda: run_row(cel.db_url, run_id)["state"] != "running", 90, "the run to end")
+        code, doc, err = cel.cli_json("runs", "show", run_id)
+        assert doc["state"] == "succeeded", doc.get("error")
+        assert _nodes(doc)["total"][2] == sum(i * i for i in range(30))
+    finally:
+        cel.stop_all()
+        server.kill()
+        server.wait(timeout=10)

@@ -90,13 +90,12 @@ class CeleryEngine:
                 return state
             time.sleep(self.poll)
 
-    def requeue_open(self, db: Database, settings: Settings, run_id: str, workflow) -> int:
-        """Enqueue again the run's pending-claimed (``queued``) nodes (lost messages)."""
+    def resume_active(self, db: Database, settings: Settings, run_id: str, workflow) -> int:
+        """``runs resume`` of a run still active: running nodes whose lease expired go back
+        to ``queued``; every ``queued`` node is enqueued again (a duplicate message finds
+        the node taken or final and does nothing). How many were enqueued."""
+        self.check(db, settings)
+        claims.expired_leases(db)
         keys = [k for k, _ in claims.open_nodes(db, run_id, (NodeState.QUEUED.value,))]
-        return enqueue(
-            celery_app(settings.broker_url, settings.broker_visibility_s),
-            run_id,
-            workflow,
-            keys,
-            settings.default_queue,
-        )
+        app = celery_app(settings.broker_url, settings.broker_visibility_s)
+        return enqueue(app, run_id, workflow, keys, settings.default_queue)
