@@ -113,6 +113,22 @@ retrying.add_node(items)
 retrying.add_node(flaky, items, map_over=True)
 
 
+@task
+def locked(item: int, marks: str = "", pause: float = 0.6) -> int:
+    start = time.time()
+    time.sleep(pause)
+    with open(Path(marks) / f"locked-{item}", "w") as fh:
+        fh.write(f"{start} {time.time()} {os.getpid()}")
+    return item
+
+
+locked.lock = "shared-{marks}"  # every item works on the same dataset's files
+
+locking = Workflow("locking", version=1)
+locking.add_node(items)
+locking.add_node(locked, items, map_over=True)
+
+
 hanging = Workflow("hanging", version=1)
 hanging.add_node(items)
 hanging.add_node(hold, items, map_over=True)

@@ -335,3 +335,21 @@ def test_broker_stopped_and_started_mid_run(tmp_path: Path, pg_url: str) -> None
         cel.stop_all()
         server.kill()
         server.wait(timeout=10)
+
+
+def test_dataset_lock_keeps_nodes_on_two_workers_apart(cel: CeleryEnv, tmp_path) -> None:
+    """Every item names the same lock: with two workers free, no two items overlap."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    redis_url = cel.env["TERRAPIPE_BROKER_URL"]
+    for _ in range(2):
+        cel.start_worker("--module", str(cel.module), "-c", "1", TERRAPIPE_REDIS_URL=redis_url)
+    args = ["run", "locking", "--module", str(cel.module), "-p", "n=4", "-p", f"marks={marks}"]
+    code, doc, err = cel.cli_json(*args, "--engine", "celery", "--wait")
+    assert code == 0, err
+    spans = sorted(
+        tuple(float(v) for v in (marks / f"locked-{i}").read_text().split()[:2]) for i in range(4)
+    )
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end, spans  # the next one started after the previous one ended
+    assert [_nodes(doc)[f"locked[{i}]"][2] for i in range(4)] == [0, 1, 2, 3]

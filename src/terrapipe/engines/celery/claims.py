@@ -532,7 +532,9 @@ def finish_node(
     return claimed
 
 
-def requeue(db: Database, run_id: str, key: str, worker: str, attempts: int, error: str) -> bool:
+def requeue(
+    db: Database, run_id: str, key: str, worker: str, attempts: int, error: str | None
+) -> bool:
     """Put a node this worker holds back to ``queued`` (a retry later, a busy lock)."""
     with db.begin() as conn:
         return (

@@ -36,6 +36,7 @@ from terrapipe.core.states import NodeState
 from terrapipe.core.values import decode_outputs
 from terrapipe.core.workflow import Workflow
 from terrapipe.engines.celery import claims
+from terrapipe.errors import InvalidInput
 from terrapipe.settings import Settings, get_settings
 from terrapipe.store import runstore
 from terrapipe.store.artifacts import ArtifactStore
@@ -66,6 +67,7 @@ class WorkerState:
     _runs: OrderedDict[str, RunInfo] = field(default_factory=OrderedDict)
     _previous: OrderedDict[str, dict] = field(default_factory=OrderedDict)
     _leases: LeaseKeeper | None = None
+    _locks: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -82,6 +84,16 @@ class WorkerState:
             db = self.db
             self._leases = LeaseKeeper(db, self.worker_id, self.settings.node_lease_s)
         return self._leases
+
+    def locks(self) -> Any:
+        """This process's lock factory (Redis when TERRAPIPE_REDIS_URL is set)."""
+        if self._locks is None or self._pid != os.getpid():
+            from terrapipe.transfer.locks import LockFactory
+
+            self._locks = LockFactory(
+                redis_url=self.settings.redis_url, lock_dir=self.settings.home_dir / "locks"
+            )
+        return self._locks
 
     @property
     def worker_id(self) -> str:
@@ -358,14 +370,79 @@ def _execute(state: WorkerState, conn: Any, run_id: str, node_key: str) -> str:
         claims.fail_run(db, run_id, error)
         return "failed: unknown workflow"
     inst = _instance(workflow, row)
+    bad_lock: InvalidInput | None = None
+    try:
+        lock = _take_lock(state, workflow, inst, info)
+    except InvalidInput as exc:  # the node fails with it, like any bad input
+        lock, bad_lock = None, exc
+    if lock is False:  # another node holds its dataset: wait off the slot, in the queue
+        if claims.requeue(db, run_id, node_key, worker, row.attempts or 0, None):
+            publish(state, run_id, workflow, [node_key], countdown=LOCK_RETRY_S)
+        return "waiting for its lock"
+    try:
+        return _run(state, conn, run_id, node_key, workflow, inst, info, row, bad_lock)
+    finally:
+        if lock is not None and lock is not False:
+            lock.release()
+
+
+LOCK_RETRY_S = 0.5
+
+
+def lock_name(workflow: Workflow, inst: Instance, params: dict[str, Any]) -> str | None:
+    """The dataset lock a node asks for: its task's ``lock`` attribute (e.g.
+    ``"dataset:{item}"`` or ``"{dataset_id}"``), formatted with the run parameters and the
+    mapped item; None when the task names none."""
+    spec = getattr(workflow.nodes[inst.name].task, "lock", None)
+    if not spec:
+        return None
+    try:
+        return str(spec).format(**params, item=inst.item)
+    except (KeyError, IndexError, AttributeError) as exc:
+        raise InvalidInput(
+            f"lock {spec!r} of node {inst.key} names an unknown value: {exc}"
+        ) from None
+
+
+def _take_lock(state: WorkerState, workflow: Workflow, inst: Instance, info: RunInfo) -> Any:
+    """The held lease of the node's dataset lock, None (no lock), or False (held by
+    another node: try again later). The lock lives in Redis (TERRAPIPE_REDIS_URL), so it
+    holds across machines; without Redis, lock files under TERRAPIPE_HOME/locks."""
+    name = lock_name(workflow, inst, info.params)
+    if name is None:
+        return None
+    from terrapipe.errors import LockTimeout
+
+    try:
+        return state.locks().semaphore(f"dataset:{name}", 1).acquire(timeout=0)
+    except LockTimeout:
+        return False
+
+
+def _run(
+    state: WorkerState,
+    conn: Any,
+    run_id: str,
+    node_key: str,
+    workflow: Workflow,
+    inst: Instance,
+    info: RunInfo,
+    row: Any,
+    bad_lock: Exception | None = None,
+) -> str:
+    db = state.db
+    worker = state.worker_id
     runtime = NodeRuntime(state, conn, run_id, workflow, inst, info)
     if row.cancel_requested:
         runtime.cancel_event.set()
     with state.leases.hold(run_id, node_key, runtime.cancel_event) as lease:
         try:
+            if bad_lock is not None:
+                raise bad_lock
             execute_node(run_id, node_key, runtime)
         except BaseException as exc:  # noqa: BLE001 - never lose a node
             inst.state, inst.error = NodeState.FAILED, f"{type(exc).__name__}: {exc}"
+            inst.error_kind = "input" if isinstance(exc, InvalidInput) else "task"
             inst.finished_at = utcnow()
     if lease.lost:
         return "dropped: lease lost"
