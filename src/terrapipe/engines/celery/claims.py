@@ -465,6 +465,39 @@ class Outcome:
     files: list[dict[str, Any]] | None = None
 
 
+def _record(db: Database, conn: sa.Connection, run_id: str, outcome: Outcome, worker: str) -> bool:
+    """Write the node's outcome and cache entry (inside the caller's transaction) if this
+    worker still holds the node; whether it did."""
+    if outcome.cache_entry is not None:
+        runstore.bulk_upsert(db, conn, cache_t, [outcome.cache_entry], ("key",))
+        if outcome.files or outcome.cache_entry.get("artifact_dir"):
+            conn.execute(artifacts_t.delete().where(artifacts_t.c.cache_key == outcome.cache_key))
+        if outcome.files:
+            conn.execute(artifacts_t.insert(), outcome.files)
+    recorded = conn.execute(
+        nodes_t.update()
+        .where(
+            nodes_t.c.run_id == run_id,
+            nodes_t.c.key == outcome.key,
+            nodes_t.c.state == NodeState.RUNNING.value,
+            nodes_t.c.worker == worker,
+        )
+        .values(
+            state=STATE_TEXT[outcome.state],
+            reason=outcome.reason,
+            cache_key=outcome.cache_key,
+            attempts=outcome.attempts,
+            error=outcome.error,
+            error_kind=outcome.error_kind,
+            traceback=outcome.traceback,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            lease_until=None,
+        )
+    ).rowcount
+    return recorded == 1
+
+
 def finish_node(
     db: Database,
     conn: sa.Connection,
@@ -472,42 +505,39 @@ def finish_node(
     run_id: str,
     outcome: Outcome,
     worker: str,
+    *,
+    cancelled: bool = False,
 ) -> list[str] | None:
     """In ONE transaction on ``conn``: record the node (if this worker still holds it), its
     cache entry, expand and claim what it unblocks, end the run if it was the last; the
-    claimed keys (``None`` if the node was no longer ours: the sweeper moved it)."""
+    claimed keys (``None`` if the node was no longer ours: the sweeper moved it).
+
+    A node with no downstream node unblocks nothing: it is recorded without the run lock
+    (leaves of a fan-out finish in parallel), and whether the run is over is asked after
+    that commit, so of two last leaves finishing at once the later one always sees both
+    final (ending the run is conditional, so both may try). ``cancelled``: the worker
+    knows the run's cancel was requested (the locked path then cancels what is open).
+    """
+    if not cancelled and not workflow.downstream()[outcome.name]:
+        with transaction(conn):
+            if not _record(db, conn, run_id, outcome, worker):
+                return None
+        still_open = conn.execute(
+            sa.select(nodes_t.c.id)
+            .where(nodes_t.c.run_id == run_id, nodes_t.c.state.in_(OPEN))
+            .limit(1)
+        ).first()
+        if still_open is None:
+            with transaction(conn):
+                run = _lock_run(conn, run_id)
+                view = DbView(conn, run_id, workflow)
+                if run is not None and run.cancel_requested:
+                    _cancel_open(conn, view)
+                _maybe_finish_run(conn, view)
+        return []
     with transaction(conn):
         run = _lock_run(conn, run_id)
-        if outcome.cache_entry is not None:
-            runstore.bulk_upsert(db, conn, cache_t, [outcome.cache_entry], ("key",))
-            if outcome.files or outcome.cache_entry.get("artifact_dir"):
-                conn.execute(
-                    artifacts_t.delete().where(artifacts_t.c.cache_key == outcome.cache_key)
-                )
-            if outcome.files:
-                conn.execute(artifacts_t.insert(), outcome.files)
-        recorded = conn.execute(
-            nodes_t.update()
-            .where(
-                nodes_t.c.run_id == run_id,
-                nodes_t.c.key == outcome.key,
-                nodes_t.c.state == NodeState.RUNNING.value,
-                nodes_t.c.worker == worker,
-            )
-            .values(
-                state=STATE_TEXT[outcome.state],
-                reason=outcome.reason,
-                cache_key=outcome.cache_key,
-                attempts=outcome.attempts,
-                error=outcome.error,
-                error_kind=outcome.error_kind,
-                traceback=outcome.traceback,
-                started_at=outcome.started_at,
-                finished_at=outcome.finished_at,
-                lease_until=None,
-            )
-        ).rowcount
-        if recorded != 1:
+        if not _record(db, conn, run_id, outcome, worker):
             return None
         view = DbView(conn, run_id, workflow)
         claimed: list[str] = []

@@ -470,7 +470,8 @@ def _run(
         cache_entry=runtime.cache_entry if ok else None,
         files=runtime.files,
     )
-    claimed = claims.finish_node(db, conn, workflow, run_id, outcome, worker)
+    cancelled = runtime.cancel_event.is_set()
+    claimed = claims.finish_node(db, conn, workflow, run_id, outcome, worker, cancelled=cancelled)
     if claimed:
         publish(state, run_id, workflow, claimed)
     return str(inst.state)
