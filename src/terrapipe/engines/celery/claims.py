@@ -313,7 +313,8 @@ def start_run(db: Database, workflow: Workflow, run_id: str) -> list[str]:
         order = workflow.topological_order()
         view.insert([{"key": n.key, "name": n.name} for n in rules.initial_instances(workflow)])
         claimed = advance(view, [(name, None) for name in order])
-        _maybe_finish_run(conn, view)
+        if not claimed:  # a run whose every node ended at once (all upstream_failed ...)
+            _maybe_finish_run(conn, view)
     return claimed
 
 
