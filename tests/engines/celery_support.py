@@ -129,6 +129,23 @@ locking.add_node(items)
 locking.add_node(locked, items, map_over=True)
 
 
+@task(timeout=1)
+def sleepy(first: int) -> int:
+    time.sleep(4)
+    return first
+
+
+@task
+def late(sleepy: int) -> int:
+    return sleepy + 1
+
+
+timing = Workflow("timing", version=1)
+timing.add_node(first)
+timing.add_node(sleepy, first)
+timing.add_node(late, sleepy)
+
+
 hanging = Workflow("hanging", version=1)
 hanging.add_node(items)
 hanging.add_node(hold, items, map_over=True)

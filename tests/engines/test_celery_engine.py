@@ -353,3 +353,18 @@ def test_dataset_lock_keeps_nodes_on_two_workers_apart(cel: CeleryEnv, tmp_path)
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert start >= end, spans  # the next one started after the previous one ended
     assert [_nodes(doc)[f"locked[{i}]"][2] for i in range(4)] == [0, 1, 2, 3]
+
+
+def test_node_timeout_as_on_the_local_engine(cel: CeleryEnv, tmp_path) -> None:
+    cel.start_worker("--module", str(cel.module), "-c", "1")
+    local_env = {"TERRAPIPE_HOME": str(tmp_path / "local"), "TERRAPIPE_DATABASE_URL": ""}
+    docs = {}
+    for engine, extra in (("local", local_env), ("celery", {})):
+        args = ["run", "timing", "--module", str(cel.module), "--engine", engine, "--wait"]
+        code, doc, err = cel.cli_json(*args, **extra)
+        assert code == 1, err
+        docs[engine] = doc
+    assert _nodes(docs["celery"]) == _nodes(docs["local"])
+    sleepy = docs["celery"]["nodes"]["sleepy"]
+    assert sleepy["state"] == "failed" and "timed out after 1s" in sleepy["error"]
+    assert _nodes(docs["celery"])["late"][0] == "upstream_failed"
