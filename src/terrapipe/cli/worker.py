@@ -51,7 +51,11 @@ def worker_command(
     configure_worker(settings, tuple(module))
     app = celery_app(broker, settings.broker_visibility_s)
     queue_list = queues or settings.default_queue
-    start_sweeper(settings)
+    from celery.signals import worker_ready
+
+    # the sweeper starts once the pool's processes were forked: they must not inherit its
+    # database connections
+    worker_ready.connect(lambda **_: start_sweeper(settings), weak=False)
     node_name = name or f"terrapipe-{os.getpid()}@{socket.gethostname()}"
     argv = [
         "worker",
