@@ -18,7 +18,7 @@ from terrapipe.core.cache import cache_key as make_cache_key
 from terrapipe.core.cache import explain, fingerprints, key_components
 from terrapipe.core.context import Context, RunStore
 from terrapipe.core.plan import Instance, RunPlan, utcnow
-from terrapipe.core.states import node_state
+from terrapipe.core.states import NODE_STATE_OF
 from terrapipe.core.values import encode_outputs
 from terrapipe.errors import Cancelled, InvalidInput, TaskTimeout, UnstorableOutput
 from terrapipe.store.artifacts import ArtifactStore, list_files, rewrite_paths
@@ -234,7 +234,7 @@ def _fail(runtime: Runtime, inst: Instance, exc: BaseException) -> Instance:
 
 
 def _finish(runtime: Runtime, inst: Instance, state: str, reason: str) -> Instance:
-    inst.state = node_state(state)
+    inst.state = NODE_STATE_OF[state]
     inst.reason = reason
     inst.finished_at = utcnow()
     if state not in ("failed",):

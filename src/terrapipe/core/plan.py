@@ -128,9 +128,9 @@ class RunPlan:
         return self._advance(self._unblocked(inst))
 
     def _unblocked(self, inst: Instance) -> list[tuple[str, int | None]]:
-        return rules.unblocked(
-            self.workflow, self.down[inst.name], inst, self.node_complete(inst.name)
-        )
+        name = inst.name
+        complete = name in self.expanded and self.remaining[name] == 0
+        return rules.unblocked(self.workflow, self.down[name], inst, complete)
 
     def _advance(self, seeds: list[tuple[str, int | None]]) -> list[Instance]:
         ready: list[Instance] = []

@@ -21,8 +21,7 @@ Rules
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from terrapipe.core.cache import item_identity
 from terrapipe.core.states import NODE_BAD, NODE_FINAL, NODE_OK, NodeState, RunState
@@ -62,9 +61,9 @@ class StateView(Protocol):
     def instance(self, key: str) -> InstanceState | None: ...
 
 
-@dataclass(frozen=True)
-class NewInstance:
-    """An instance the rules say must exist: its key, index and mapped item."""
+class NewInstance(NamedTuple):
+    """An instance the rules say must exist: its key, index and mapped item (a tuple: one
+    is made per mapped item, so it must be cheap)."""
 
     key: str
     name: str
@@ -74,8 +73,7 @@ class NewInstance:
     item_key: Any = None
 
 
-@dataclass(frozen=True)
-class Placeholder:
+class Placeholder(NamedTuple):
     """The single final instance of a mapped node that has nothing to map over."""
 
     key: str

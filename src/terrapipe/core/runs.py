@@ -16,10 +16,10 @@ from terrapipe.core.plan import RunPlan
 from terrapipe.core.states import (
     NODE_FINAL,
     NODE_OK,
+    NODE_STATE_OF,
     STATE_TEXT,
     NodeState,
     RunState,
-    node_state,
     run_state,
 )
 from terrapipe.core.values import decode_outputs, encode_outputs, outputs_for_humans
@@ -161,7 +161,7 @@ def run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]
             key=n["key"],
             name=n["name"],
             map_index=n["map_index"],
-            state=node_state(n["state"]),
+            state=NODE_STATE_OF[n["state"]],
             reason=n["reason"],
             outputs=decode_outputs(n["outputs"]) if n["state"] in NODE_OK else None,
             error=n["error"],

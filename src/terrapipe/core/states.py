@@ -85,8 +85,9 @@ RUN_FINAL = frozenset(
 RUN_ACTIVE = frozenset({RunState.QUEUED, RunState.RUNNING})
 
 
-_NODE_STATES = {s.value: s for s in NodeState}
-_RUN_STATES = {s.value: s for s in RunState}
+#: Stored string (or member) -> member; a dict look-up, for paths that run once per node.
+NODE_STATE_OF: dict[str, NodeState] = {s.value: s for s in NodeState}
+RUN_STATE_OF: dict[str, RunState] = {s.value: s for s in RunState}
 #: Member (or its string) -> the plain ``str``, for database drivers: sqlite3 binds an
 #: exact ``str`` directly but adapts a subclass, which costs more than the insert itself.
 STATE_TEXT: dict[str, str] = {
@@ -97,11 +98,11 @@ STATE_TEXT: dict[str, str] = {
 
 def node_state(value: str) -> NodeState:
     """The member for a stored string (a dict look-up: cheap enough for every node)."""
-    return _NODE_STATES[value]
+    return NODE_STATE_OF[value]
 
 
 def run_state(value: str) -> RunState:
-    return _RUN_STATES[value]
+    return RUN_STATE_OF[value]
 
 
 def parse_run_state(value: str) -> RunState:
