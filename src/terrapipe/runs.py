@@ -140,6 +140,14 @@ def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | 
             database.dispose()
 
 
+def _check_engine(engine: Any, database: Database, settings: Settings) -> None:
+    """An engine may refuse a store or settings before anything is recorded (the celery
+    engine refuses SQLite and a missing broker) through an optional ``check`` method."""
+    check = getattr(engine, "check", None)
+    if check is not None:
+        check(database, settings)
+
+
 def _hand_off(
     database: Database,
     own: bool,
@@ -197,7 +205,7 @@ def submit(
     """
     from terrapipe.core.registry import find_workflow
 
-    get_engine(engine)  # an unknown engine fails before anything is recorded
+    chosen = get_engine(engine)  # an unknown engine fails before anything is recorded
     wf = (
         workflow
         if isinstance(workflow, Workflow)
@@ -209,6 +217,7 @@ def submit(
     database, own = _with_db(db, settings)
     handed = False
     try:
+        _check_engine(chosen, database, settings)
         mark_interrupted_runs(database)
         run_id = uuid.uuid4().hex
         now = dt.datetime.now(dt.UTC)
@@ -261,13 +270,21 @@ def resume_run(
     """
     from terrapipe.core.registry import find_workflow
 
-    get_engine(engine)
+    chosen = get_engine(engine)
     settings = settings or get_settings()
     database, own = _with_db(db, settings)
     handed = False
     try:
+        _check_engine(chosen, database, settings)
         mark_interrupted_runs(database)
         run = _read(database, run_id)
+        resume_active = getattr(chosen, "resume_active", None)
+        if run.state in RUN_ACTIVE and resume_active is not None and run.engine == engine:
+            # a distributed run still active (its workers stopped, messages lost): the
+            # engine enqueues again what the database says is waiting or lost
+            wf = find_workflow(run.workflow, run.workflow_version, modules=modules)
+            resume_active(database, settings, run.id, wf)
+            return _read(database, run.id)
         if run.state in RUN_ACTIVE:
             raise InvalidInput(
                 f"run {run.id} is still {run.state}; cancel it first (`terrapipe runs cancel`)"

@@ -28,6 +28,24 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default SQLite under home."
     )
     redis_url: str | None = None
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis:// or amqp://) of the celery engine."
+    )
+    default_queue: str = Field(
+        default="terrapipe", description="Celery queue of nodes that name none."
+    )
+    node_lease_s: float = Field(
+        default=60.0, gt=0, description="Celery engine: a running node's lease, renewed."
+    )
+    broker_visibility_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Celery engine, Redis broker: an unacknowledged message comes back after "
+        "this long (a duplicate is harmless: the database says the node is taken or final).",
+    )
+    sweep_interval_s: float = Field(
+        default=10.0, gt=0, description="Celery engine: how often workers look for lost nodes."
+    )
     workers: int | None = Field(default=None, description="Local engine pool size.")
     run_expiry_days: float = 30.0
     admin_levels: str | None = Field(
@@ -62,10 +80,7 @@ class Settings(BaseSettings):
         "bigger window (or zone) is refused. Same default as terrapipe.geo's.",
     )
 
-    # -- the HTTP service (terrapipe serve) ------------------------------------------------
-    broker_url: str | None = Field(
-        default=None, description="Celery broker (redis:// or amqp://); jobs go to workers."
-    )
+    # -- the HTTP service (terrapipe serve; jobs go to Celery when broker_url is set) -------
     data_roots: str | None = Field(
         default=None,
         description="Folders (path-separated) whose files requests may name; default the "

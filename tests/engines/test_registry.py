@@ -77,7 +77,7 @@ def test_local_is_built_in_without_entry_points(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_entry_point_engine_gets_the_recorded_run(plugin) -> None:
-    assert engines.engine_names() == ["local", "handoff"]
+    assert engines.engine_names() == ["local", "celery", "handoff"]
     run = submit(_flow(), {"x": 4}, engine="handoff", wait=False)
     import tp_fake_engine
 
@@ -88,7 +88,9 @@ def test_entry_point_engine_gets_the_recorded_run(plugin) -> None:
 
 
 def test_unknown_engine_is_refused_before_recording(plugin) -> None:
-    with pytest.raises(InvalidInput, match=r"unknown engine 'celeryy'; engines: local, handoff"):
+    with pytest.raises(
+        InvalidInput, match=r"unknown engine 'celeryy'; engines: local, celery, handoff"
+    ):
         submit(_flow(), {"x": 1}, engine="celeryy")
     from terrapipe import list_runs
 

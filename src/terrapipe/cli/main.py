@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("transfer", None),
     ("serve", None),
     ("tokens", "tokens"),
+    ("worker", None),
 )
 
 app = typer.Typer(

@@ -86,20 +86,31 @@ def _group_row(name: str, insts: list[NodeView]) -> list[Text | str]:
 
 
 def run_table(run: Run, *, expand: bool = False) -> Table:
+    workers = any(i.worker for i in run.instances)  # a distributed run: say who ran what
     rows: list[list[Text | str]] = []
     for name, value in run.nodes.items():
         if isinstance(value, list) and not expand:
-            rows.append(_group_row(name, value))
+            row = _group_row(name, value)
+            if workers:
+                hosts = sorted({i.worker for i in value if i.worker})
+                row.append(", ".join(hosts[:3]) + (f" +{len(hosts) - 3}" if len(hosts) > 3 else ""))
+            rows.append(row)
             continue
         for inst in value if isinstance(value, list) else [value]:
             detail = text(inst.error, "red") if inst.error else _short(inst.outputs)
-            rows.append(
-                [inst.key, styled(inst.state), inst.reason or "", _duration(inst.duration), detail]
-            )
+            row = [
+                inst.key,
+                styled(inst.state),
+                inst.reason or "",
+                _duration(inst.duration),
+                detail,
+            ]
+            if workers:
+                row.append(inst.worker or "")
+            rows.append(row)
     title = line(f"run {run.id} · {run.workflow} v{run.workflow_version} · ", styled(run.state))
-    return table(
-        [Column("node", key=True), "state", "reason", "time", "outputs / error"], rows, title=title
-    )
+    columns = [Column("node", key=True), "state", "reason", "time", "outputs / error"]
+    return table([*columns, "worker"] if workers else columns, rows, title=title)
 
 
 def print_run(

@@ -129,7 +129,12 @@ def run_command(
     engine: str = typer.Option(
         "local",
         "--engine",
-        help="Engine: local, or one registered as a terrapipe.engines entry point.",
+        help="Engine: local, celery, or one registered as a terrapipe.engines entry point.",
+    ),
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help="Follow a run handed to workers (celery) until it ends; local runs always wait.",
     ),
     workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Pool size."),
     force: bool = typer.Option(False, "--force", help="Rerun every node, ignoring the cache."),
@@ -154,7 +159,8 @@ def run_command(
     params = parse_params(param)
     _check_required(workflow, version, module, params)
     out = console()
-    with progress_bar(out, workflow, enabled=show_progress(json_output)) as update:
+    wait = wait or engine == "local"
+    with progress_bar(out, workflow, enabled=wait and show_progress(json_output)) as update:
         run = submit(
             workflow,
             params,
@@ -164,7 +170,15 @@ def run_command(
             version=version,
             modules=module,
             on_update=update,
+            wait=wait,
         )
+    if not wait:  # handed to workers: say where to follow it
+        if json_output:
+            print_json(run.to_dict())
+        else:
+            out.print(f"run {run.id} {run.state} on {engine}")
+            out.print(f"follow it: terrapipe runs show {run.id}")
+        sys.exit(0)
     if json_output:
         print_json(run.to_dict())
     else:

@@ -91,17 +91,32 @@ def resume_command(
     module: list[str] = typer.Option(
         [], "--module", "-m", help="Load the run's workflow from this module or .py file."
     ),
+    engine: str | None = typer.Option(
+        None, "--engine", help="Engine to finish it on (default: the run's own engine)."
+    ),
+    wait: bool = typer.Option(False, "--wait", help="Follow a celery run until it ends."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     expand: bool = typer.Option(False, "--all", help="List every mapped instance."),
 ) -> None:
-    """Finish an interrupted (or cancelled, or failed) run on the local engine, under the
-    same id; nodes whose results were stored come back cached."""
+    """Finish an interrupted (or cancelled, or failed) run under the same id; nodes whose
+    results were stored come back cached. A celery run still running (workers stopped,
+    messages lost) gets its waiting and lost nodes enqueued again."""
     from terrapipe.cli.output import show_progress
     from terrapipe.cli.run import exit_for, progress_bar
 
     out = console()
-    with progress_bar(out, run_id, enabled=show_progress(json_output)) as update:
-        run = resume_run(run_id, workers=workers, modules=module, on_update=update)
+    engine = engine or get_run(run_id).engine
+    wait = wait or engine == "local"
+    with progress_bar(out, run_id, enabled=wait and show_progress(json_output)) as update:
+        run = resume_run(
+            run_id, engine=engine, workers=workers, modules=module, on_update=update, wait=wait
+        )
+    if not wait:
+        if json_output:
+            print_json(run.to_dict())
+        else:
+            out.print(f"run {run.id} {styled(run.state)} on {engine}")
+        sys.exit(0)
     if json_output:
         print_json(run.to_dict())
     else:

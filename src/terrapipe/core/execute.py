@@ -197,7 +197,8 @@ def _run_with_retries(
     retries = max(0, int(node.effective_retries))
     delay = float(getattr(task, "retry_delay", 1.0))
     last_exc: BaseException | None = None
-    for attempt in range(1, retries + 2):
+    # a distributed engine resumes at the attempt after those already made elsewhere
+    for attempt in range(inst.attempts + 1, retries + 2):
         inst.attempts = attempt
         ctx.attempt = attempt
         try:
@@ -233,6 +234,9 @@ def _run_with_retries(
             if attempt <= retries and not isinstance(exc, UnstorableOutput):
                 wait = delay * (2 ** (attempt - 1))
                 inst.error = _short_error(exc)
+                retry_later = getattr(runtime, "retry_later", None)
+                if retry_later is not None and retry_later(inst, wait):
+                    return inst  # the engine runs the next attempt in ``wait`` s, elsewhere
                 runtime.record(inst)  # shows the last error while waiting to retry
                 if runtime.cancel_event.wait(wait):
                     return _finish(runtime, inst, "cancelled", "run cancelled")

@@ -44,6 +44,7 @@ class NodeView:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     error_kind: str | None = None
+    worker: str | None = None  # host:pid of the process that ran it (distributed engines)
 
     @property
     def duration(self) -> float | None:
@@ -66,6 +67,7 @@ class NodeView:
             "attempts": self.attempts,
             "cache_key": self.cache_key,
             "duration": self.duration,
+            "worker": self.worker,
         }
         if traceback:
             out["traceback"] = self.traceback
@@ -165,6 +167,7 @@ def run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]
             started_at=n["started_at"],
             finished_at=n["finished_at"],
             error_kind=n.get("error_kind"),
+            worker=n.get("worker"),
         )
         for n in node_rows
     ]

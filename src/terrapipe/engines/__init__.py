@@ -1,6 +1,6 @@
 """Engines decide where and when node instances execute; all call ``execute_node``.
 
-Engines are looked up by name: the built-ins (``local``) without touching package
+Engines are looked up by name: the built-ins (``local``, ``celery``) without touching package
 metadata, then the ``terrapipe.engines`` entry point group, where a package registers
 ``name = "module:factory"`` (a class or function returning an :class:`Engine`). Nothing
 here is imported by ``terrapipe.core``; ``terrapipe.runs`` joins the two.
@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from terrapipe.engines.base import Engine
 
 ENTRY_POINT_GROUP = "terrapipe.engines"
-BUILTIN: dict[str, str] = {"local": "terrapipe.engines.local:LocalEngine"}
+BUILTIN: dict[str, str] = {
+    "local": "terrapipe.engines.local:LocalEngine",
+    "celery": "terrapipe.engines.celery:CeleryEngine",
+}
 
 
 def _load(target: str) -> Callable[[], Engine]:

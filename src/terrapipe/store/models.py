@@ -48,7 +48,10 @@ class RunRecord(Base):
 
 class NodeRecord(Base):
     __tablename__ = "nodes"
-    __table_args__ = (sa.UniqueConstraint("run_id", "key", name="uq_nodes_run_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "key", name="uq_nodes_run_key"),
+        sa.Index("ix_nodes_run_state_name", "run_id", "state", "name"),
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(
@@ -69,6 +72,11 @@ class NodeRecord(Base):
     traceback: Mapped[str | None] = mapped_column(sa.Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # distributed engines: the mapped item, who ran it (host:pid), its lease, when queued
+    item: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
+    worker: Mapped[str | None] = mapped_column(sa.String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CacheEntry(Base):

@@ -258,6 +258,33 @@ def history(db: Database, workflow: str) -> list[dict[str, Any]]:
     ]
 
 
+def previous_keys(
+    conn: sa.Connection, workflow: str, *, exclude_run: str
+) -> dict[tuple[str, str | None], str]:
+    """(node name, item id) -> cache key of the newest successful result among the
+    workflow's last few runs other than ``exclude_run``: what :func:`history` gives the
+    local engine, without the outputs (a worker of a distributed engine reads it once per
+    run)."""
+    recent = (
+        sa.select(runs_t.c.id)
+        .where(runs_t.c.workflow == workflow)
+        .order_by(runs_t.c.created_at.desc())
+        .limit(HISTORY_RUNS)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(nodes_t.c.name, nodes_t.c.item_id, nodes_t.c.cache_key)
+        .where(
+            nodes_t.c.run_id.in_(recent),
+            nodes_t.c.run_id != exclude_run,
+            nodes_t.c.state.in_(("succeeded", "cached")),
+            nodes_t.c.cache_key.is_not(None),
+        )
+        .order_by(nodes_t.c.id)
+    )
+    return {(r[0], r[1]): r[2] for r in conn.execute(query)}
+
+
 def cache_keys(db: Database, task_names: list[str], *, limit: int) -> set[str] | None:
     """Every cache key of these tasks, or None if there are more than ``limit``."""
     with db.begin() as conn:

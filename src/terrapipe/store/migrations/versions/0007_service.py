@@ -1,13 +1,13 @@
 """Service: API tokens (hashes only).
 
-Revision ID: 0004_service
+Revision ID: 0007_service
 Revises:
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_service"
+revision = "0007_service"
 down_revision = None
 branch_labels = ("service",)
 depends_on = None

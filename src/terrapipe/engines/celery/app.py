@@ -1,0 +1,137 @@
+"""The Celery application of the celery engine, built from settings in a function.
+
+Celery only carries ``(run_id, node_key)`` messages of one task, ``terrapipe.run_node``;
+the database decides what is ready. No result backend (results live in the run store),
+``acks_late`` with ``reject_on_worker_lost`` (a message whose worker died goes back to the
+queue), prefetch 1 (a long node does not sit on messages other workers could take).
+A node's ``queue`` (or its task's) picks the Celery queue, ``TERRAPIPE_DEFAULT_QUEUE``
+otherwise. Apps are cached per broker URL; they hold no run state.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from terrapipe.core.workflow import Workflow
+from terrapipe.errors import InvalidInput
+
+TASK_NAME = "terrapipe.run_node"
+SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+
+
+class BrokerUnavailable(InvalidInput):
+    """The Celery broker cannot be reached (or is not configured)."""
+
+
+def safe_broker_url(url: str) -> str:
+    """The broker URL with any password masked, fit for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        netloc = f"{parts.username or ''}:***@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def check_broker_url(url: str | None) -> str:
+    """The broker URL, or an InvalidInput naming TERRAPIPE_BROKER_URL."""
+    if not url:
+        raise BrokerUnavailable(
+            "the celery engine needs a broker: set TERRAPIPE_BROKER_URL "
+            "(redis://host:6379/0 or amqp://user:password@host:5672//)"
+        )
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise BrokerUnavailable(
+            f"TERRAPIPE_BROKER_URL {safe_broker_url(url)!r} is not a redis:// or amqp:// URL"
+        )
+    return url
+
+
+def celery_app(broker_url: str | None, visibility_s: float | None = None) -> Any:
+    """The Celery app for ``broker_url`` (one per URL and process; ``visibility_s`` from
+    TERRAPIPE_BROKER_VISIBILITY_S unless given)."""
+    if visibility_s is None:
+        from terrapipe.settings import get_settings
+
+        visibility_s = get_settings().broker_visibility_s
+    return _celery_app(check_broker_url(broker_url), float(visibility_s))
+
+
+@functools.lru_cache(maxsize=8)
+def _celery_app(broker_url: str, visibility_s: float) -> Any:
+    from celery import Celery
+
+    app = Celery("terrapipe", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        task_routes=(_route,),
+        broker_connection_timeout=3,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": visibility_s},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    from terrapipe.engines.celery.worker import run_node
+
+    app.task(name=TASK_NAME, bind=False, acks_late=True)(run_node)
+    return app
+
+
+def _route(name: str, args: Any, kwargs: Any, options: dict, task: Any = None, **kw: Any) -> Any:
+    """task_routes: a message goes to the queue its node names (given as ``queue``)."""
+    if name == TASK_NAME and options.get("queue"):
+        return {"queue": options["queue"]}
+    return None
+
+
+def queue_of(workflow: Workflow, name: str, default: str) -> str:
+    return workflow.nodes[name].effective_queue or default
+
+
+def enqueue(
+    app: Any,
+    run_id: str,
+    workflow: Workflow,
+    keys: Iterable[str],
+    default_queue: str,
+    *,
+    countdown: float | None = None,
+) -> int:
+    """Publish one message per node key; a broker that cannot be reached raises
+    BrokerUnavailable (one line, naming the broker)."""
+    from kombu.exceptions import OperationalError
+
+    sent = 0
+    policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+    try:
+        with app.producer_or_acquire() as producer:
+            for key in keys:
+                name = key.split("[", 1)[0] if key.endswith("]") else key
+                app.send_task(
+                    TASK_NAME,
+                    args=(run_id, key),
+                    queue=queue_of(workflow, name, default_queue),
+                    countdown=countdown,
+                    producer=producer,
+                    retry=True,
+                    retry_policy=policy,
+                )
+                sent += 1
+    except (OperationalError, OSError) as exc:
+        url = safe_broker_url(app.conf.broker_url or "")
+        raise BrokerUnavailable(f"cannot reach the Celery broker {url}: {exc}") from None
+    return sent
