@@ -67,3 +67,19 @@ def test_tokens_guard_writes_and_only_hashes_are_stored(secured, tmp_path) -> No
     again = _cli(env, "tokens", "revoke", "ci-bot")
     assert again.returncode == 2 and "no active token" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_serve_on_a_taken_port_is_one_line_exit_2(tmp_path) -> None:
+    import socket
+
+    env = dict(os.environ, TERRAPIPE_HOME=str(tmp_path / "home"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _cli(env, "serve", "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another "
+        "--port or --host"
+    ]

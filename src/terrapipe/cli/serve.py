@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         from terrapipe.settings import get_settings
         from terrapipe.store.db import open_database
 
+        _check_address(host, port)
         settings = get_settings()
         with open_database(settings):  # migrate once, before the workers start
             pass
@@ -48,3 +49,22 @@ def register(app: typer.Typer) -> None:
             )
         except OSError as exc:
             raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address that cannot be listened on (taken, not local)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host"
+            ) from None
