@@ -32,6 +32,35 @@ class Hit:
     stale: str | None = None
 
 
+def cache_rows(
+    run_id: str,
+    inst: Instance,
+    components: dict[str, Any],
+    encoded_outputs: Any,
+    artifact_dir: Path | None,
+    files: list[tuple[Path, int, str | None]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The cache entry of a result and the rows of its recorded files (path, size, digest),
+    as every engine's runtime stores them."""
+    now = utcnow()
+    key = inst.cache_key or ""
+    entry = {
+        "key": key,
+        "task_name": components["task"],
+        "task_version": components["version"],
+        "components": components,
+        "outputs": encoded_outputs,
+        "artifact_dir": str(artifact_dir) if artifact_dir else None,
+        "run_id": run_id,
+        "created_at": now,
+    }
+    rows = [
+        {"cache_key": key, "path": str(p), "size": size, "digest": d, "created_at": now}
+        for p, size, d in files
+    ]
+    return entry, rows
+
+
 class StoreRuntime:
     """Implements :class:`terrapipe.core.execute.Runtime` over a :class:`Database`."""
 
@@ -109,24 +138,11 @@ class StoreRuntime:
         artifact_dir: Path | None,
         files: list[tuple[Path, int, str | None]],
     ) -> None:
-        now = utcnow()
-        key = inst.cache_key or ""
-        self.recorder.cache_entry(
-            {
-                "key": key,
-                "task_name": components["task"],
-                "task_version": components["version"],
-                "components": components,
-                "outputs": encoded_outputs,
-                "artifact_dir": str(artifact_dir) if artifact_dir else None,
-                "run_id": self.run_id,
-                "created_at": now,
-            },
-            [
-                {"cache_key": key, "path": str(p), "size": size, "digest": d, "created_at": now}
-                for p, size, d in files
-            ],
+        entry, file_rows = cache_rows(
+            self.run_id, inst, components, encoded_outputs, artifact_dir, files
         )
+        self.recorder.cache_entry(entry, file_rows)
+        key = entry["key"]
         self._hits[key] = Hit(
             inst.outputs,
             str(artifact_dir) if artifact_dir else None,

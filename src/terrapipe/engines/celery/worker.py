@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from terrapipe.core.context import RunStore
 from terrapipe.core.execute import execute_node
 from terrapipe.core.plan import Instance, utcnow
-from terrapipe.core.runtime import Hit
+from terrapipe.core.runtime import Hit, cache_rows
 from terrapipe.core.states import NodeState
 from terrapipe.core.values import decode_outputs
 from terrapipe.core.workflow import Workflow
@@ -255,22 +255,9 @@ class NodeRuntime:
         artifact_dir: Path | None,
         files: list[tuple[Path, int, str | None]],
     ) -> None:
-        now = utcnow()
-        key = inst.cache_key or ""
-        self.cache_entry = {
-            "key": key,
-            "task_name": components["task"],
-            "task_version": components["version"],
-            "components": components,
-            "outputs": encoded_outputs,
-            "artifact_dir": str(artifact_dir) if artifact_dir else None,
-            "run_id": self.run_id,
-            "created_at": now,
-        }
-        self.files = [
-            {"cache_key": key, "path": str(p), "size": size, "digest": d, "created_at": now}
-            for p, size, d in files
-        ]
+        self.cache_entry, self.files = cache_rows(
+            self.run_id, inst, components, encoded_outputs, artifact_dir, files
+        )
 
     def record(self, inst: Instance) -> None:
         """Nothing to record while the node runs: its start was recorded by the claim, its
