@@ -92,3 +92,22 @@ def test_publication_refuses_an_unknown_host_key_too(sftp_server, tmp_path, monk
         publish(product, target)
     assert sftp_server.auth_log == []
     assert not (sftp_server.root / "pub").exists()
+
+
+def test_publication_accepts_an_unknown_host_key_only_when_told(sftp_server, tmp_path, monkeypatch):
+    from terrapipe.transfer import Secret, SftpPublishTarget, publish
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    product = tmp_path / "p.txt"
+    product.write_text("product")
+    target = SftpPublishTarget(
+        host="127.0.0.1",
+        port=sftp_server.port,
+        root="/pub",
+        url_prefix="https://example.org/pub",
+        username=sftp_server.user,
+        password=Secret(sftp_server.password),
+        accept_unknown_host_keys=True,
+    )
+    publish(product, target)
+    assert (sftp_server.root / "pub" / "p.txt").read_text() == "product"

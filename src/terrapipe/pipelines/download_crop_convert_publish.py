@@ -200,6 +200,7 @@ def publish_target(destination: str, url_prefix: str, provider_settings: str | N
         username=provider.username,
         password=provider.password,
         known_hosts=provider.known_hosts,
+        accept_unknown_host_keys=provider.accept_unknown_host_keys,
     )
 
 

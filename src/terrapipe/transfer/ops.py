@@ -212,6 +212,7 @@ class SftpPublishTarget:
     password: Secret | None = None
     port: int = 22
     known_hosts: str | None = None
+    accept_unknown_host_keys: bool = False  # explicit per target (provider settings)
 
 
 def _url(prefix: str, relative: str) -> str:
@@ -252,7 +253,9 @@ def publish(
 def _publish_sftp(path: Path, target: SftpPublishTarget, relative: str) -> None:
     import paramiko
 
-    client = ssh_client(target.known_hosts)
+    client = ssh_client(
+        target.known_hosts, accept_unknown_host_keys=target.accept_unknown_host_keys
+    )
     try:
         client.connect(
             target.host,
