@@ -75,19 +75,9 @@ def test_accept_option_must_be_a_boolean():
 
 def test_publication_refuses_an_unknown_host_key_too(sftp_server, tmp_path, monkeypatch):
     from terrapipe.errors import PublishError
-    from terrapipe.transfer import Secret, SftpPublishTarget, publish
+    from terrapipe.transfer import publish
 
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    product = tmp_path / "p.txt"
-    product.write_text("product")
-    target = SftpPublishTarget(
-        host="127.0.0.1",
-        port=sftp_server.port,
-        root="/pub",
-        url_prefix="https://example.org/pub",
-        username=sftp_server.user,
-        password=Secret(sftp_server.password),
-    )
+    product, target = _publication(sftp_server, tmp_path, monkeypatch)
     with pytest.raises(PublishError, match="unknown SSH host key"):
         publish(product, target)
     assert sftp_server.auth_log == []
@@ -95,7 +85,18 @@ def test_publication_refuses_an_unknown_host_key_too(sftp_server, tmp_path, monk
 
 
 def test_publication_accepts_an_unknown_host_key_only_when_told(sftp_server, tmp_path, monkeypatch):
-    from terrapipe.transfer import Secret, SftpPublishTarget, publish
+    from terrapipe.transfer import publish
+
+    product, target = _publication(
+        sftp_server, tmp_path, monkeypatch, accept_unknown_host_keys=True
+    )
+    publish(product, target)
+    assert (sftp_server.root / "pub" / "p.txt").read_text() == "product"
+
+
+def _publication(sftp_server, tmp_path, monkeypatch, **options):
+    """A product file and an SFTP publication target on the test server (no known_hosts)."""
+    from terrapipe.transfer import Secret, SftpPublishTarget
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     product = tmp_path / "p.txt"
@@ -107,7 +108,6 @@ def test_publication_accepts_an_unknown_host_key_only_when_told(sftp_server, tmp
         url_prefix="https://example.org/pub",
         username=sftp_server.user,
         password=Secret(sftp_server.password),
-        accept_unknown_host_keys=True,
+        **options,
     )
-    publish(product, target)
-    assert (sftp_server.root / "pub" / "p.txt").read_text() == "product"
+    return product, target
