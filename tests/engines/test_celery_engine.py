@@ -24,7 +24,7 @@ from celery_support import (
     run_row,
     wait_for,
 )
-from rasterio.transform import from_origin
+from tests.rasters import write_geotiff
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -97,21 +97,10 @@ def test_user_workflow_same_on_local_and_celery(cel: CeleryEnv, tmp_path: Path) 
 
 def test_builtin_clip_raster_same_on_local_and_celery(cel: CeleryEnv, tmp_path: Path) -> None:
     values = np.arange(100, dtype="float32").reshape(10, 10)
-    path = tmp_path / "values.tif"
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=10,
-        height=10,
-        count=1,
-        dtype="float32",
-        crs="EPSG:32644",
-        transform=from_origin(500000.0, 2000000.0, 10, 10),
-        nodata=-1,
-    ) as dst:
-        dst.write(values, 1)
     x0, y0 = 500000.0, 2000000.0
+    path = write_geotiff(
+        tmp_path / "values.tif", values, crs="EPSG:32644", origin=(x0, y0), res=10, nodata=-1
+    )
     roi = f"SRID=32644;POLYGON(({x0} {y0 - 30}, {x0 + 30} {y0 - 30}, {x0 + 30} {y0}, {x0} {y0}, {x0} {y0 - 30}))"  # noqa: E501
     cel.start_worker()
     local_env = {"TERRAPIPE_HOME": str(tmp_path / "local"), "TERRAPIPE_DATABASE_URL": ""}

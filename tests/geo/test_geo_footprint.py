@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from pyproj import Transformer
-from rasterio.transform import from_origin
+from tests.rasters import write_geotiff
 
 from terrapipe.errors import RoiError, RoiOutsideData
 from terrapipe.geo.raster import clip_raster
@@ -20,20 +20,7 @@ from terrapipe.geo.roi import parse_roi
 def _scene(tmp_path, name, crs, origin, size, res):
     """A float raster written by rasterio directly (not by the code under test)."""
     values = np.random.default_rng(5).uniform(1, 100, (size, size)).astype("float32")
-    path = tmp_path / name
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=size,
-        height=size,
-        count=1,
-        dtype="float32",
-        crs=crs,
-        transform=from_origin(*origin, res, res),
-        nodata=-1.0,
-    ) as dst:
-        dst.write(values, 1)
+    path = write_geotiff(tmp_path / name, values, crs=crs, origin=origin, res=res, nodata=-1.0)
     return path, values
 
 

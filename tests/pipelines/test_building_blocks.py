@@ -11,6 +11,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
+from tests.rasters import write_geotiff
 
 CRS = "EPSG:32644"
 ORIGIN = (500000.0, 2000000.0)
@@ -26,20 +27,7 @@ def cli_json(cli, *args: str) -> tuple[int, dict]:
 @pytest.fixture
 def raster(tmp_path):
     values = np.arange(100, dtype="float32").reshape(10, 10)
-    path = tmp_path / "values.tif"
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=10,
-        height=10,
-        count=1,
-        dtype="float32",
-        crs=CRS,
-        transform=from_origin(*ORIGIN, 10, 10),
-        nodata=-1,
-    ) as dst:
-        dst.write(values, 1)
+    path = write_geotiff(tmp_path / "values.tif", values, crs=CRS, origin=ORIGIN, res=10, nodata=-1)
     return path, values
 
 
@@ -294,19 +282,7 @@ def test_clip_raster_nodata_supplies_the_tag(cli, tmp_path) -> None:
 def _utm_scene(path, crs="EPSG:32719", origin=(335000.0, 8884000.0), size=200, res=1000.0):
     """A float raster in a South-American UTM zone (Peru/Brazil/Bolivia meet near here)."""
     values = np.random.default_rng(8).uniform(0, 100, (size, size)).astype("float32")
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=size,
-        height=size,
-        count=1,
-        dtype="float32",
-        crs=crs,
-        transform=from_origin(*origin, res, res),
-        nodata=-9999,
-    ) as dst:
-        dst.write(values, 1)
+    write_geotiff(path, values, crs=crs, origin=origin, res=res, nodata=-9999)
     return values
 
 
