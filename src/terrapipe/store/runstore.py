@@ -299,7 +299,8 @@ def components_of(db: Database, key: str) -> dict[str, Any] | None:
         return conn.execute(sa.select(cache_t.c.components).where(cache_t.c.key == key)).scalar()
 
 
-def _json_value(value: Any) -> Any:
+def json_param(value: Any) -> Any:
+    """A JSON column's value as the driver takes it in a raw statement (text, or NULL)."""
     return None if value is None else json_text(value)
 
 
@@ -314,7 +315,7 @@ def _sqlite_datetime(value: Any) -> Any:
 def _converter(db: Database, column: sa.Column) -> Any:
     """How a value of this column goes to the driver, matching what SQLAlchemy stores."""
     if isinstance(column.type, sa.JSON):
-        return _json_value
+        return json_param
     if isinstance(column.type, sa.DateTime | UTCDateTime) and db.is_sqlite:
         return _sqlite_datetime
     return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -383,42 +384,63 @@ def _maybe_finish_run(conn: sa.Connection, view: DbView) -> RunState | None:
 
 
 # -- one node's life on a worker ---------------------------------------------------------
+_CANCEL_OF_RUN = (
+    sa.select(runs_t.c.cancel_requested)
+    .where(runs_t.c.id == sa.bindparam("p_run"))
+    .scalar_subquery()
+)
+# built once: a worker runs these for every node, and a statement built per call costs
+# more than its round trip (SQLAlchemy then only looks its compiled form up)
+_START = (
+    nodes_t.update()
+    .where(
+        nodes_t.c.run_id == sa.bindparam("p_run"),
+        nodes_t.c.key == sa.bindparam("p_key"),
+        sa.or_(
+            nodes_t.c.state == NodeState.QUEUED.value,
+            sa.and_(
+                nodes_t.c.state == NodeState.RUNNING.value,
+                nodes_t.c.lease_until < sa.bindparam("p_now", type_=nodes_t.c.lease_until.type),
+            ),
+        ),
+    )
+    .values(
+        state=NodeState.RUNNING.value,
+        worker=sa.bindparam("p_worker"),
+        lease_until=sa.bindparam("p_lease", type_=nodes_t.c.lease_until.type),
+        started_at=sa.bindparam("p_now", type_=nodes_t.c.started_at.type),
+    )
+    .returning(
+        nodes_t.c.key,
+        nodes_t.c.name,
+        nodes_t.c.map_index,
+        nodes_t.c.item,
+        nodes_t.c.item_id,
+        nodes_t.c.attempts,
+        _CANCEL_OF_RUN.label("cancel_requested"),
+    )
+)
+_STILL_OPEN = (
+    sa.select(nodes_t.c.id)
+    .where(nodes_t.c.run_id == sa.bindparam("p_run"), nodes_t.c.state.in_(OPEN))
+    .limit(1)
+)
+
+
 def start_node(conn: sa.Connection, run_id: str, key: str, worker: str, lease_s: float) -> Any:
     """Move a queued node (or a running one whose lease expired) to running on ``worker``
     (committed); the row with the run's ``cancel_requested``, or None when the node is final
     or live elsewhere (a message delivered twice)."""
     now = utcnow()
-    cancel = sa.select(runs_t.c.cancel_requested).where(runs_t.c.id == run_id).scalar_subquery()
+    params = {
+        "p_run": run_id,
+        "p_key": key,
+        "p_now": now,
+        "p_worker": worker,
+        "p_lease": now + dt.timedelta(seconds=lease_s),
+    }
     with transaction(conn, single=True):
-        return conn.execute(
-            nodes_t.update()
-            .where(
-                nodes_t.c.run_id == run_id,
-                nodes_t.c.key == key,
-                sa.or_(
-                    nodes_t.c.state == NodeState.QUEUED.value,
-                    sa.and_(
-                        nodes_t.c.state == NodeState.RUNNING.value,
-                        nodes_t.c.lease_until < now,
-                    ),
-                ),
-            )
-            .values(
-                state=NodeState.RUNNING.value,
-                worker=worker,
-                lease_until=now + dt.timedelta(seconds=lease_s),
-                started_at=now,
-            )
-            .returning(
-                nodes_t.c.key,
-                nodes_t.c.name,
-                nodes_t.c.map_index,
-                nodes_t.c.item,
-                nodes_t.c.item_id,
-                nodes_t.c.attempts,
-                cancel.label("cancel_requested"),
-            )
-        ).first()
+        return conn.execute(_START, params).first()
 
 
 def renew_leases(
@@ -466,13 +488,80 @@ class Outcome:
     files: list[dict[str, Any]] | None = None
 
 
+_OUTCOME_COLUMNS = (
+    "state",
+    "reason",
+    "cache_key",
+    "attempts",
+    "error",
+    "error_kind",
+    "traceback",
+    "started_at",
+    "finished_at",
+)
+
+
+def _outcome_values(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "state": STATE_TEXT[outcome.state],
+        "reason": outcome.reason,
+        "cache_key": outcome.cache_key,
+        "attempts": outcome.attempts,
+        "error": outcome.error,
+        "error_kind": outcome.error_kind,
+        "traceback": outcome.traceback,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def _record_sql(cache_columns: tuple[str, ...]) -> str:
+    """One statement recording a node held by this worker and, when ``cache_columns``,
+    upserting its cache entry in a CTE: atomic on its own, one round trip, one commit.
+    Its row count is the node's (1: recorded; 0: the node is no longer ours)."""
+    sets = ", ".join(f'"{c}" = %({c})s' for c in _OUTCOME_COLUMNS)
+    update = (
+        f"UPDATE nodes SET {sets}, lease_until = NULL "
+        "WHERE run_id = %(p_run)s AND key = %(p_key)s AND state = 'running' "
+        "AND worker = %(p_worker)s"
+    )
+    if not cache_columns:
+        return update
+    names = ", ".join(f'"{c}"' for c in cache_columns)
+    marks = ", ".join(f"%(c_{c})s" for c in cache_columns)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cache_columns if c != "key")
+    insert = (
+        f"INSERT INTO cache_entries ({names}) VALUES ({marks}) "
+        f"ON CONFLICT (key) DO UPDATE SET {updates}"
+    )
+    return f"WITH cached AS ({insert}) {update}"
+
+
+def _record_one(conn: sa.Connection, run_id: str, outcome: Outcome, worker: str) -> bool:
+    """:func:`_record` for a node without recorded files, in one statement."""
+    params = _outcome_values(outcome) | {"p_run": run_id, "p_key": outcome.key}
+    params["p_worker"] = worker
+    entry = outcome.cache_entry or {}
+    columns = tuple(c.name for c in cache_t.columns if c.name in entry)
+    for c in columns:
+        value = entry[c]
+        params[f"c_{c}"] = runstore.json_param(value) if c in _CACHE_JSON else value
+    return conn.exec_driver_sql(_record_sql(columns), params).rowcount == 1
+
+
+_CACHE_JSON = frozenset(c.name for c in cache_t.columns if isinstance(c.type, sa.JSON))
+
+
 def _record(db: Database, conn: sa.Connection, run_id: str, outcome: Outcome, worker: str) -> bool:
     """Write the node's outcome and cache entry (inside the caller's transaction) if this
     worker still holds the node; whether it did."""
-    if outcome.cache_entry is not None:
-        runstore.bulk_upsert(db, conn, cache_t, [outcome.cache_entry], ("key",))
-        if outcome.files or outcome.cache_entry.get("artifact_dir"):
-            conn.execute(artifacts_t.delete().where(artifacts_t.c.cache_key == outcome.cache_key))
+    entry = outcome.cache_entry
+    if not outcome.files and not (entry and entry.get("artifact_dir")):
+        return _record_one(conn, run_id, outcome, worker)
+    if entry is not None:
+        runstore.bulk_upsert(db, conn, cache_t, [entry], ("key",))
+        conn.execute(artifacts_t.delete().where(artifacts_t.c.cache_key == outcome.cache_key))
         if outcome.files:
             conn.execute(artifacts_t.insert(), outcome.files)
     recorded = conn.execute(
@@ -483,18 +572,7 @@ def _record(db: Database, conn: sa.Connection, run_id: str, outcome: Outcome, wo
             nodes_t.c.state == NodeState.RUNNING.value,
             nodes_t.c.worker == worker,
         )
-        .values(
-            state=STATE_TEXT[outcome.state],
-            reason=outcome.reason,
-            cache_key=outcome.cache_key,
-            attempts=outcome.attempts,
-            error=outcome.error,
-            error_kind=outcome.error_kind,
-            traceback=outcome.traceback,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-            lease_until=None,
-        )
+        .values(**_outcome_values(outcome), lease_until=None)
     ).rowcount
     return recorded == 1
 
@@ -520,14 +598,11 @@ def finish_node(
     knows the run's cancel was requested (the locked path then cancels what is open).
     """
     if not cancelled and not workflow.downstream()[outcome.name]:
-        with transaction(conn):
+        one = not outcome.files and not (outcome.cache_entry or {}).get("artifact_dir")
+        with transaction(conn, single=one):
             if not _record(db, conn, run_id, outcome, worker):
                 return None
-        still_open = conn.execute(
-            sa.select(nodes_t.c.id)
-            .where(nodes_t.c.run_id == run_id, nodes_t.c.state.in_(OPEN))
-            .limit(1)
-        ).first()
+        still_open = conn.execute(_STILL_OPEN, {"p_run": run_id}).first()
         if still_open is None:
             with transaction(conn):
                 run = _lock_run(conn, run_id)

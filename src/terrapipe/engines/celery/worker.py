@@ -69,6 +69,7 @@ class WorkerState:
     _leases: LeaseKeeper | None = None
     _locks: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _local: threading.local = field(default_factory=threading.local)
 
     @property
     def db(self) -> Database:
@@ -77,6 +78,44 @@ class WorkerState:
                 self._db = Database(self.settings.sqlalchemy_url)
                 self._pid = os.getpid()
             return self._db
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sa.Connection]:
+        """This thread's message connection, kept open between messages (AUTOCOMMIT: a
+        single statement costs one round trip; :func:`claims.transaction` wraps the others).
+
+        A pool checkout costs a ping, a reset and bookkeeping on every message; a kept
+        connection costs a ping only after it sat idle for ``IDLE_PING_S`` (the database
+        may have restarted meanwhile). A database error closes it: the next message opens
+        a new one."""
+        local = self._local
+        db = self.db
+        conn = getattr(local, "conn", None)
+        if conn is not None and (local.pid != os.getpid() or local.db is not db):
+            conn = None  # inherited across a fork or from an older Database: never reused
+        if conn is not None and time.monotonic() - local.used > IDLE_PING_S:
+            try:
+                conn.exec_driver_sql("SELECT 1")
+            except sa.exc.DBAPIError:
+                self._drop(conn)
+                conn = None
+        if conn is None:
+            conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            local.conn, local.pid, local.db = conn, os.getpid(), db
+        try:
+            yield conn
+        except BaseException:
+            self._drop(conn)  # it may be broken, or inside a transaction: not reused
+            raise
+        finally:
+            local.used = time.monotonic()
+
+    def _drop(self, conn: sa.Connection) -> None:
+        self._local.conn = None
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        with contextlib.suppress(Exception):
+            conn.close()
 
     @property
     def leases(self) -> LeaseKeeper:
@@ -205,6 +244,7 @@ class NodeRuntime:
         self.cache_entry: dict[str, Any] | None = None
         self.files: list[dict[str, Any]] = []
         self.retry_in: float | None = None
+        self._previous: tuple[str, str | None, Any] | None = None
 
     def retry_later(self, inst: Instance, wait: float) -> bool:
         """Retries do not sleep in the worker slot: the node goes back to its queue with a
@@ -213,14 +253,18 @@ class NodeRuntime:
         return True
 
     def lookup_cache(self, key: str) -> Hit | None:
-        cache_t, artifacts_t = runstore.cache_t, runstore.artifacts_t
-        row = self.conn.execute(
-            sa.select(cache_t.c.outputs, cache_t.c.artifact_dir).where(cache_t.c.key == key)
-        ).first()
-        if row is None:
+        """The cache entry of ``key`` and, in the same round trip, the components of this
+        instance's previous result (what :meth:`previous_components` then answers)."""
+        (inst,) = self.plan.instances.values()
+        keys = self.state.previous_keys(self.conn, self.run_id, self.workflow.name)
+        previous = keys.get((inst.name, inst.item_id))
+        row = self.conn.execute(_LOOKUP, {"p_key": key, "p_prev": previous}).first()
+        self._previous = (inst.name, inst.item_id, row.components if row is not None else None)
+        if row is None or row.found is None:
             return None
         files: list[runstore.ArtifactFile] = []
         if row.artifact_dir is not None:
+            artifacts_t = runstore.artifacts_t
             files = [
                 (r[0], r[1], r[2])
                 for r in self.conn.execute(
@@ -238,6 +282,9 @@ class NodeRuntime:
         return hit
 
     def previous_components(self, name: str, item_id: str | None) -> dict[str, Any] | None:
+        known = self._previous
+        if known is not None and known[:2] == (name, item_id):
+            return known[2]
         keys = self.state.previous_keys(self.conn, self.run_id, self.workflow.name)
         key = keys.get((name, item_id))
         if key is None:
@@ -265,6 +312,25 @@ class NodeRuntime:
 
     def progress(self, inst: Instance, done: float, total: float) -> None:
         """Progress inside a node is not recorded by this engine (nodes are the unit)."""
+
+
+def _lookup_query() -> sa.Select:
+    """A cache entry by key and the components of another (the previous result), one row
+    whenever either exists (``found`` says whether the first did)."""
+    cache_t = runstore.cache_t
+    hit = cache_t.alias("hit")
+    prev = cache_t.alias("prev")
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    return sa.select(
+        hit.c.key.label("found"), hit.c.outputs, hit.c.artifact_dir, prev.c.components
+    ).select_from(
+        one.outerjoin(hit, hit.c.key == sa.bindparam("p_key")).outerjoin(
+            prev, prev.c.key == sa.bindparam("p_prev")
+        )
+    )
+
+
+_LOOKUP = _lookup_query()  # built once (see claims._START)
 
 
 class LeaseKeeper:
@@ -342,11 +408,12 @@ def run_node(run_id: str, node_key: str) -> str:
     return execute_message(worker_state(), run_id, node_key)
 
 
+IDLE_PING_S = 2.0
+
+
 def execute_message(state: WorkerState, run_id: str, node_key: str) -> str:
-    db = state.db
-    # one connection for the whole message, in autocommit: single statements cost one
-    # round trip; claims.transaction() wraps the multi-statement ones in BEGIN/COMMIT
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    """One message on this thread's kept connection (see :meth:`WorkerState.connection`)."""
+    with state.connection() as conn:
         return _execute(state, conn, run_id, node_key)
 
 
