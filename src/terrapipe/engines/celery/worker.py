@@ -70,6 +70,7 @@ class WorkerState:
     _locks: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
+    _artifacts: ArtifactStore | None = None
 
     @property
     def db(self) -> Database:
@@ -139,7 +140,9 @@ class WorkerState:
         return f"{socket.gethostname()}:{os.getpid()}"
 
     def artifacts(self) -> ArtifactStore:
-        return ArtifactStore(self.settings.artifacts_dir)
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore(self.settings.artifacts_dir)
+        return self._artifacts
 
     def workflow(self, name: str, version: str) -> Workflow:
         key = (name, version)
@@ -258,7 +261,7 @@ class NodeRuntime:
         (inst,) = self.plan.instances.values()
         keys = self.state.previous_keys(self.conn, self.run_id, self.workflow.name)
         previous = keys.get((inst.name, inst.item_id))
-        row = self.conn.execute(_LOOKUP, {"p_key": key, "p_prev": previous}).first()
+        row = self.conn.exec_driver_sql(_LOOKUP_SQL, {"p_key": key, "p_prev": previous}).first()
         self._previous = (inst.name, inst.item_id, row.components if row is not None else None)
         if row is None or row.found is None:
             return None
@@ -314,23 +317,14 @@ class NodeRuntime:
         """Progress inside a node is not recorded by this engine (nodes are the unit)."""
 
 
-def _lookup_query() -> sa.Select:
-    """A cache entry by key and the components of another (the previous result), one row
-    whenever either exists (``found`` says whether the first did)."""
-    cache_t = runstore.cache_t
-    hit = cache_t.alias("hit")
-    prev = cache_t.alias("prev")
-    one = sa.select(sa.literal(1).label("one")).subquery("one")
-    return sa.select(
-        hit.c.key.label("found"), hit.c.outputs, hit.c.artifact_dir, prev.c.components
-    ).select_from(
-        one.outerjoin(hit, hit.c.key == sa.bindparam("p_key")).outerjoin(
-            prev, prev.c.key == sa.bindparam("p_prev")
-        )
-    )
-
-
-_LOOKUP = _lookup_query()  # built once (see claims._START)
+# a cache entry by key and the components of another (the previous result), in one row
+# (``found`` says whether the first exists); driver SQL, as claims._START_SQL
+_LOOKUP_SQL = (
+    "SELECT hit.key AS found, hit.outputs, hit.artifact_dir, prev.components "
+    "FROM (SELECT 1) AS one "
+    "LEFT JOIN cache_entries AS hit ON hit.key = %(p_key)s "
+    "LEFT JOIN cache_entries AS prev ON prev.key = %(p_prev)s"
+)
 
 
 class LeaseKeeper:
