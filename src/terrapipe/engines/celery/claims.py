@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
 
 from terrapipe.core import rules
 from terrapipe.core.states import NODE_FINAL, NODE_OK, STATE_TEXT, NodeState, RunState
@@ -400,6 +401,18 @@ _STILL_OPEN_SQL = (
 )
 
 
+def driver_query(conn: sa.Connection, sql: str, params: dict[str, Any], *, named: bool = False):
+    """Run ``sql`` on the connection's psycopg connection directly; the cursor (rows as
+    named tuples when ``named``). For the few statements a worker runs per node: going
+    through SQLAlchemy's result machinery cost about as much as the statement itself.
+    Errors are psycopg's own; a worker drops its connection on any error."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor(row_factory=namedtuple_row) if named else driver.cursor()
+    cursor.execute(sql, params)
+    return cursor
+
+
 def start_node(conn: sa.Connection, run_id: str, key: str, worker: str, lease_s: float) -> Any:
     """Move a queued node (or a running one whose lease expired) to running on ``worker``
     (committed); the row with the run's ``cancel_requested``, or None when the node is final
@@ -413,7 +426,7 @@ def start_node(conn: sa.Connection, run_id: str, key: str, worker: str, lease_s:
         "p_lease": now + dt.timedelta(seconds=lease_s),
     }
     with transaction(conn, single=True):
-        return conn.exec_driver_sql(_START_SQL, params).first()
+        return driver_query(conn, _START_SQL, params, named=True).fetchone()
 
 
 def renew_leases(
@@ -520,7 +533,7 @@ def _record_one(conn: sa.Connection, run_id: str, outcome: Outcome, worker: str)
     for c in columns:
         value = entry[c]
         params[f"c_{c}"] = runstore.json_param(value) if c in _CACHE_JSON else value
-    return conn.exec_driver_sql(_record_sql(columns), params).rowcount == 1
+    return driver_query(conn, _record_sql(columns), params).rowcount == 1
 
 
 _CACHE_JSON = frozenset(c.name for c in cache_t.columns if isinstance(c.type, sa.JSON))
@@ -575,7 +588,7 @@ def finish_node(
         with transaction(conn, single=one):
             if not _record(db, conn, run_id, outcome, worker):
                 return None
-        still_open = conn.exec_driver_sql(_STILL_OPEN_SQL, {"p_run": run_id}).first()
+        still_open = driver_query(conn, _STILL_OPEN_SQL, {"p_run": run_id}).fetchone()
         if still_open is None:
             with transaction(conn):
                 run = _lock_run(conn, run_id)

@@ -261,7 +261,8 @@ class NodeRuntime:
         (inst,) = self.plan.instances.values()
         keys = self.state.previous_keys(self.conn, self.run_id, self.workflow.name)
         previous = keys.get((inst.name, inst.item_id))
-        row = self.conn.exec_driver_sql(_LOOKUP_SQL, {"p_key": key, "p_prev": previous}).first()
+        params = {"p_key": key, "p_prev": previous}
+        row = claims.driver_query(self.conn, _LOOKUP_SQL, params, named=True).fetchone()
         self._previous = (inst.name, inst.item_id, row.components if row is not None else None)
         if row is None or row.found is None:
             return None
