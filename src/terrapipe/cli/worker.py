@@ -48,10 +48,14 @@ def worker_command(
     finally:
         db.dispose()
     load_registry(module)  # a module that does not load fails here, with its name
-    configure_worker(settings, tuple(module))
+    configure_worker(settings, tuple(module), migrated=True)
     app = celery_app(broker, settings.broker_visibility_s)
     queue_list = queues or settings.default_queue
-    from celery.signals import worker_ready
+    from celery.signals import worker_process_init, worker_ready
+
+    from terrapipe.engines.celery.worker import warm_up
+
+    worker_process_init.connect(lambda **_: warm_up(), weak=False)
 
     # the sweeper starts once the pool's processes were forked: they must not inherit its
     # database connections

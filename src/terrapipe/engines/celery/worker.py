@@ -61,6 +61,7 @@ class WorkerState:
 
     settings: Settings
     modules: tuple[str, ...] = ()
+    migrated: bool = False  # `terrapipe worker` migrated before it forked: not per process
     _db: Database | None = None
     _pid: int = 0
     _workflows: dict[tuple[str, str], Workflow] = field(default_factory=dict)
@@ -76,7 +77,7 @@ class WorkerState:
     def db(self) -> Database:
         with self._lock:
             if self._db is None or self._pid != os.getpid():
-                self._db = Database(self.settings.sqlalchemy_url)
+                self._db = Database(self.settings.sqlalchemy_url, migrate=not self.migrated)
                 self._pid = os.getpid()
             return self._db
 
@@ -180,11 +181,25 @@ class WorkerState:
 _STATE: dict[str, WorkerState] = {}  # the worker process's state, set by `terrapipe worker`
 
 
-def configure_worker(settings: Settings, modules: tuple[str, ...]) -> WorkerState:
-    """Set this process's worker state (called by ``terrapipe worker`` before it starts)."""
-    state = WorkerState(settings=settings, modules=tuple(modules))
+def configure_worker(
+    settings: Settings, modules: tuple[str, ...], *, migrated: bool = False
+) -> WorkerState:
+    """Set this process's worker state (called by ``terrapipe worker`` before it starts;
+    ``migrated``: it brought the schema up to date already)."""
+    state = WorkerState(settings=settings, modules=tuple(modules), migrated=migrated)
     _STATE["state"] = state
     return state
+
+
+def warm_up() -> None:
+    """Open this pool process's database connection before its first message (Celery's
+    ``worker_process_init``): the first node then starts as fast as the others."""
+    state = worker_state()
+    try:
+        with state.connection():
+            pass
+    except Exception as exc:  # noqa: BLE001 - the first message will try again and say why
+        _LOG.warning("opening the database failed: %s", exc)
 
 
 def worker_state() -> WorkerState:
