@@ -10,6 +10,7 @@ otherwise. Apps are cached per broker URL; they hold no run state.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable
 from typing import Any
@@ -112,26 +113,34 @@ def enqueue(
     countdown: float | None = None,
 ) -> int:
     """Publish one message per node key; a broker that cannot be reached raises
-    BrokerUnavailable (one line, naming the broker)."""
-    from kombu.exceptions import OperationalError
+    BrokerUnavailable (one line, naming the broker).
+
+    The messages go out in one batch (kombu's ``Producer.batch``: one Redis pipeline per
+    thousand messages instead of a round trip and a client per message; a transport
+    without batches publishes each at once). A batch that fails may have delivered part
+    of itself: the caller marks every key unsent and the sweeper sends them again (a
+    duplicate message is harmless)."""
+    from kombu.exceptions import KombuError, OperationalError
 
     sent = 0
     policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
     try:
         with app.producer_or_acquire() as producer:
-            for key in keys:
-                name = key.split("[", 1)[0] if key.endswith("]") else key
-                app.send_task(
-                    TASK_NAME,
-                    args=(run_id, key),
-                    queue=queue_of(workflow, name, default_queue),
-                    countdown=countdown,
-                    producer=producer,
-                    retry=True,
-                    retry_policy=policy,
-                )
-                sent += 1
-    except (OperationalError, OSError) as exc:
+            batch = producer.batch() if hasattr(producer, "batch") else contextlib.nullcontext()
+            with batch:
+                for key in keys:
+                    name = key.split("[", 1)[0] if key.endswith("]") else key
+                    app.send_task(
+                        TASK_NAME,
+                        args=(run_id, key),
+                        queue=queue_of(workflow, name, default_queue),
+                        countdown=countdown,
+                        producer=producer,
+                        retry=True,
+                        retry_policy=policy,
+                    )
+                    sent += 1
+    except (OperationalError, KombuError, OSError) as exc:
         url = safe_broker_url(app.conf.broker_url or "")
         raise BrokerUnavailable(f"cannot reach the Celery broker {url}: {exc}") from None
     return sent
