@@ -118,29 +118,52 @@ def enqueue(
     The messages go out in one batch (kombu's ``Producer.batch``: one Redis pipeline per
     thousand messages instead of a round trip and a client per message; a transport
     without batches publishes each at once). A batch that fails may have delivered part
-    of itself: the caller marks every key unsent and the sweeper sends them again (a
-    duplicate message is harmless)."""
+    of itself: every message is then sent again one by one with kombu's reconnecting
+    retries; if that fails too the caller marks the keys unsent for the sweeper. A
+    duplicate message is harmless (the database says the node is taken or final)."""
     from kombu.exceptions import KombuError, OperationalError
 
-    sent = 0
-    policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+    keys = list(keys)
     try:
-        with app.producer_or_acquire() as producer:
-            batch = producer.batch() if hasattr(producer, "batch") else contextlib.nullcontext()
-            with batch:
-                for key in keys:
-                    name = key.split("[", 1)[0] if key.endswith("]") else key
-                    app.send_task(
-                        TASK_NAME,
-                        args=(run_id, key),
-                        queue=queue_of(workflow, name, default_queue),
-                        countdown=countdown,
-                        producer=producer,
-                        retry=True,
-                        retry_policy=policy,
-                    )
-                    sent += 1
+        try:
+            return _publish(app, run_id, workflow, keys, default_queue, countdown, batch=True)
+        except (OperationalError, KombuError, OSError):
+            # e.g. the broker restarted under a pooled connection: send each message with
+            # kombu's reconnecting retries (what the batch did send comes twice: harmless)
+            return _publish(app, run_id, workflow, keys, default_queue, countdown, batch=False)
     except (OperationalError, KombuError, OSError) as exc:
         url = safe_broker_url(app.conf.broker_url or "")
         raise BrokerUnavailable(f"cannot reach the Celery broker {url}: {exc}") from None
+
+
+def _publish(
+    app: Any,
+    run_id: str,
+    workflow: Workflow,
+    keys: list[str],
+    default_queue: str,
+    countdown: float | None,
+    *,
+    batch: bool,
+) -> int:
+    policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        batched = batch and bool(getattr(producer, "supports_batch_publish", False))
+        with producer.batch() if batched else contextlib.nullcontext():
+            for key in keys:
+                name = key.split("[", 1)[0] if key.endswith("]") else key
+                args = (run_id, key)
+                app.send_task(
+                    TASK_NAME,
+                    args=args,
+                    argsrepr=repr(args),  # Celery's own saferepr costs more
+                    kwargsrepr="{}",
+                    queue=queue_of(workflow, name, default_queue),
+                    countdown=countdown,
+                    producer=producer,
+                    retry=not batched,  # a batch is sent at its end: failures there
+                    retry_policy=policy,
+                )
+                sent += 1
     return sent
