@@ -7,8 +7,11 @@ worker processes and kills them in teardown.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +360,66 @@ def test_node_timeout_as_on_the_local_engine(cel: CeleryEnv, tmp_path) -> None:
     sleepy = docs["celery"]["nodes"]["sleepy"]
     assert sleepy["state"] == "failed" and "timed out after 1s" in sleepy["error"]
     assert _nodes(docs["celery"])["late"][0] == "upstream_failed"
+
+
+def _rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _amqp_up(url: str) -> bool:
+    import kombu
+
+    try:
+        with kombu.Connection(url, connect_timeout=1) as conn:
+            conn.connect()
+        return True
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def _rabbit_start() -> None:
+    """The RabbitMQ app started again (and the server, if it is not running at all)."""
+    if _rabbitmqctl("start_app").returncode != 0:
+        subprocess.run(["rabbitmq-server", "-detached"], check=False, timeout=30)
+        wait_for(lambda: _rabbitmqctl("await_startup").returncode == 0, 90, "rabbitmq-server")
+        _rabbitmqctl("start_app")
+    wait_for(lambda: _amqp_up("amqp://guest:guest@127.0.0.1:5672//"), 60, "RabbitMQ")
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="RabbitMQ is not installed")
+def test_rabbitmq_broker_stopped_and_started_mid_run(tmp_path: Path, pg_url: str) -> None:
+    """As the Redis broker test, over AMQP: the broker's app stops mid-run (connections
+    dropped, unacknowledged messages back to their queue) and starts again; the run ends
+    succeeded with the right total. A vhost of its own keeps the test's queues apart."""
+    vhost = f"tp-{uuid.uuid4().hex[:8]}"
+    assert _rabbitmqctl("add_vhost", vhost).returncode == 0
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    cel = make_env(tmp_path, pg_url, broker_url=url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    try:
+        cel.start_worker("--module", str(cel.module), "-c", "2")
+        args = ["run", "smoke", "--module", str(cel.module), "-p", "n=30", "-p", f"marks={marks}"]
+        code, doc, err = cel.cli_json(*args, "-p", "pause=0.3", "--engine", "celery")
+        assert code == 0, err
+        run_id = doc["run_id"]
+        wait_for(lambda: len(list(marks.iterdir())) >= 4, 30, "a few items done")
+        stopped = _rabbitmqctl("stop_app")
+        assert stopped.returncode == 0, stopped.stderr
+        assert not _amqp_up(url)  # it really is down
+        time.sleep(2)
+        _rabbit_start()
+        wait_for(lambda: run_row(cel.db_url, run_id)["state"] != "running", 120, "the run to end")
+        code, doc, err = cel.cli_json("runs", "show", run_id)
+        assert doc["state"] == "succeeded", doc.get("error")
+        assert _nodes(doc)["total"][2] == sum(i * i for i in range(30))
+        assert {k: v[0] for k, v in _nodes(doc).items() if k.startswith("square")} == {
+            f"square[{i}]": "succeeded" for i in range(30)
+        }
+    finally:
+        cel.stop_all()
+        _rabbit_start()  # whatever happened, the broker is up again for everyone
+        _rabbitmqctl("delete_vhost", vhost)
