@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from terrapipe.core.context import RunStore
@@ -140,6 +141,42 @@ def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | 
             database.dispose()
 
 
+def recorded_modules(modules: Iterable[str]) -> list[str]:
+    """User modules as recorded with a run: a ``.py`` file (or any existing path) made
+    absolute, so a later ``runs resume`` from another folder finds it; module names as
+    given."""
+    out = []
+    for spec in modules:
+        path = Path(spec)
+        out.append(str(path.resolve()) if spec.endswith(".py") or path.exists() else spec)
+    return out
+
+
+def _run_workflow(run: Run, modules: Iterable[str], recorded: list[str] | None) -> Workflow:
+    """The workflow of a recorded run: from ``modules`` if given, else from the modules
+    recorded with the run; a recorded module that no longer loads is named."""
+    from terrapipe.core.registry import find_workflow
+    from terrapipe.errors import WorkflowNotFound
+
+    modules = list(modules)
+    if modules:
+        return find_workflow(run.workflow, run.workflow_version, modules=modules)
+    if not recorded:
+        try:
+            return find_workflow(run.workflow, run.workflow_version)
+        except WorkflowNotFound as exc:
+            raise WorkflowNotFound(
+                f"{exc}; if run {run.id} came from a user module, pass --module FILE"
+            ) from None
+    try:
+        return find_workflow(run.workflow, run.workflow_version, modules=recorded)
+    except (WorkflowNotFound, InvalidInput) as exc:
+        raise InvalidInput(
+            f"{exc}; run {run.id} was submitted with --module {' '.join(recorded)}: "
+            "pass --module naming where its workflow is now"
+        ) from None
+
+
 def _check_engine(engine: Any, database: Database, settings: Settings) -> None:
     """An engine may refuse a store or settings before anything is recorded (the celery
     engine refuses SQLite and a missing broker) through an optional ``check`` method."""
@@ -229,6 +266,7 @@ def submit(
             params=encode_outputs(resolved),
             engine=engine,
             force=force,
+            modules=recorded_modules(modules) or None,
             created_at=now,
             expires_at=now + dt.timedelta(days=settings.run_expiry_days),
         )
@@ -264,12 +302,11 @@ def resume_run(
 ) -> Run:
     """Finish an interrupted (or cancelled, or failed) run under its own id.
 
-    The run's workflow is looked up by its recorded name and version (``modules`` as for
-    ``submit``) and executed again with its recorded parameters: nodes whose results were
-    stored before the interruption come back ``cached``; the rest run now.
+    The run's workflow is looked up by its recorded name and version (in ``modules`` if
+    given, else in the user modules recorded with the run) and executed again with its
+    recorded parameters: nodes whose results were stored before the interruption come
+    back ``cached``; the rest run now.
     """
-    from terrapipe.core.registry import find_workflow
-
     chosen = get_engine(engine)
     settings = settings or get_settings()
     database, own = _with_db(db, settings)
@@ -278,11 +315,12 @@ def resume_run(
         _check_engine(chosen, database, settings)
         mark_interrupted_runs(database)
         run = _read(database, run_id)
+        recorded = (runstore.get_run_row(database, run.id) or {}).get("modules")
         resume_active = getattr(chosen, "resume_active", None)
         if run.state in RUN_ACTIVE and resume_active is not None and run.engine == engine:
             # a distributed run still active (its workers stopped, messages lost): the
             # engine enqueues again what the database says is waiting or lost
-            wf = find_workflow(run.workflow, run.workflow_version, modules=modules)
+            wf = _run_workflow(run, modules, recorded)
             resume_active(database, settings, run.id, wf)
             return _read(database, run.id)
         if run.state in RUN_ACTIVE:
@@ -294,7 +332,7 @@ def resume_run(
                 f"run {run.id} is {run.state}; only interrupted, cancelled or failed runs "
                 "can be resumed"
             )
-        wf = find_workflow(run.workflow, run.workflow_version, modules=modules)
+        wf = _run_workflow(run, modules, recorded)
         owner = current_owner()  # a reader meanwhile must not judge the dead owner again
         restarted = runstore.restart_run(
             database,

@@ -1,8 +1,12 @@
 """``resume_run``: a cancelled run finishes under its own id, stored results come back
-cached; a live run is refused; a user workflow needs its module again."""
+cached; a live run is refused; a user workflow's module is recorded with the run."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -10,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from terrapipe import get_run
-from terrapipe.errors import InvalidInput, WorkflowNotFound
+from terrapipe.errors import InvalidInput
 from terrapipe.runs import cancel_run, resume_run, submit
 
 pytestmark = pytest.mark.usefixtures("db_url")
@@ -71,9 +75,7 @@ def test_cancelled_run_resumes_with_cached_nodes(
 
     hold.unlink()
     log.unlink()
-    with pytest.raises(WorkflowNotFound, match="unknown workflow 'resume-me'"):
-        resume_run(run.id)  # a workflow from a module: resume needs the module again
-    done = resume_run(run.id, modules=[str(module)], workers=1)
+    done = resume_run(run.id, workers=1)  # the module recorded with the run is loaded
     assert done.id == run.id and done.state == "succeeded"
     assert {i.key: i.state for i in done.instances} == {
         "items": "cached",
@@ -85,3 +87,64 @@ def test_cancelled_run_resumes_with_cached_nodes(
     assert [i.outputs for i in get_run(run.id).nodes["work"]] == [0, 10, 20]
     with pytest.raises(InvalidInput, match="is succeeded; only interrupted, cancelled or failed"):
         resume_run(run.id, modules=[str(module)])
+
+
+FAILING = textwrap.dedent(
+    """
+    import os
+    from terrapipe import Workflow, task
+
+    @task
+    def fragile() -> int:
+        if os.path.exists(os.environ["FAIL_FLAG"]):
+            raise RuntimeError("the flag is up")
+        return 42
+
+    flow = Workflow("fragile-flow")
+    flow.add_node(fragile)
+    """
+)
+
+
+def _cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "terrapipe.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_resume_of_a_user_module_run_needs_no_module(tmp_path: Path, db_url: str) -> None:
+    """`runs resume ID` loads the workflow from the module recorded at `run --module`
+    (given relative to another folder); once that file is gone, the message names it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    module = src / "fragile_flow.py"
+    module.write_text(FAILING)
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {**os.environ, "TERRAPIPE_HOME": str(tmp_path / "home"), "FAIL_FLAG": str(flag)}
+    env["TERRAPIPE_DATABASE_URL"] = db_url
+    done = _cli("run", "fragile-flow", "--module", "fragile_flow.py", "--json", cwd=src, env=env)
+    assert done.returncode == 1, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    flag.unlink()
+    done = _cli("runs", "resume", run_id, "--json", cwd=tmp_path, env=env)  # no --module
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["state"] == "succeeded" and doc["nodes"]["fragile"]["outputs"] == 42
+
+    flag.touch()
+    args = ["run", "fragile-flow", "--module", str(module), "--force", "--json"]
+    failed = _cli(*args, cwd=src, env=env)
+    assert failed.returncode == 1
+    again = json.loads(failed.stdout)["run_id"]
+    module.rename(tmp_path / "moved.py")
+    done = _cli("runs", "resume", again, cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(module) in lines[0] and "--module" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr

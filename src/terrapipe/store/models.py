@@ -44,6 +44,8 @@ class RunRecord(Base):
     owner_host: Mapped[str | None] = mapped_column(sa.String(255))
     owner_pid: Mapped[int | None] = mapped_column(sa.Integer)
     owner_started: Mapped[str | None] = mapped_column(sa.String(80))
+    # user modules (.py paths made absolute, or module names) the workflow was loaded from
+    modules: Mapped[list[str] | None] = mapped_column(sa.JSON, nullable=True)
 
 
 class NodeRecord(Base):
