@@ -29,7 +29,7 @@ from terrapipe.core.values import encode_outputs
 from terrapipe.core.workflow import Workflow
 from terrapipe.engines import get_engine
 from terrapipe.engines.base import RunJob
-from terrapipe.errors import InvalidInput, RunNotFound
+from terrapipe.errors import InvalidInput, RunNotFound, WorkflowNotFound
 from terrapipe.settings import Settings, get_settings
 from terrapipe.store import runstore
 from terrapipe.store.artifacts import ArtifactStore
@@ -118,7 +118,8 @@ def list_runs(
 
 def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | None = None) -> Run:
     """Ask a run to stop: a queued run is cancelled at once, a running one at its next
-    check (within a second on the local engine)."""
+    check (within a second on the local engine; on the celery engine its waiting nodes end
+    at once, their messages are revoked and running nodes see ``ctx.cancelled``)."""
     database, own = _with_db(db, settings)
     try:
         mark_interrupted_runs(database)
@@ -133,12 +134,31 @@ def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | 
             )
         elif run.state == RunState.RUNNING:
             runstore.update_run(database, run.id, cancel_requested=True)
+            _cancel_on_engine(database, settings or get_settings(), run)
         else:
             raise InvalidInput(f"run {run.id} is already {run.state}; nothing to cancel")
         return _read(database, run.id)
     finally:
         if own:
             database.dispose()
+
+
+def _cancel_on_engine(database: Database, settings: Settings, run: Run) -> None:
+    """An engine executing runs elsewhere may act on a cancel through an optional
+    ``cancel_active`` method (the celery engine revokes queued messages)."""
+    try:
+        engine = get_engine(run.engine)
+    except InvalidInput:
+        return
+    cancel_active = getattr(engine, "cancel_active", None)
+    if cancel_active is None:
+        return
+    recorded = (runstore.get_run_row(database, run.id) or {}).get("modules")
+    try:
+        wf: Workflow | None = _run_workflow(run, (), recorded)
+    except (InvalidInput, WorkflowNotFound):  # not loadable here: the workers know it
+        wf = None
+    cancel_active(database, settings, run.id, wf)
 
 
 def recorded_modules(modules: Iterable[str]) -> list[str]:
@@ -156,7 +176,6 @@ def _run_workflow(run: Run, modules: Iterable[str], recorded: list[str] | None) 
     """The workflow of a recorded run: from ``modules`` if given, else from the modules
     recorded with the run; a recorded module that no longer loads is named."""
     from terrapipe.core.registry import find_workflow
-    from terrapipe.errors import WorkflowNotFound
 
     modules = list(modules)
     if modules:

@@ -172,7 +172,7 @@ def test_sigkill_a_worker_mid_node_the_run_still_completes(cel: CeleryEnv, tmp_p
 def test_cancel_a_running_run(cel: CeleryEnv, tmp_path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    cel.start_worker("--module", str(cel.module), "-c", "1")
+    worker = cel.start_worker("--module", str(cel.module), "-c", "1")
     args = ["run", "hanging", "--module", str(cel.module), "-p", "n=4", "-p", f"marks={marks}"]
     code, doc, err = cel.cli_json(*args, "--engine", "celery")
     assert code == 0, err
@@ -188,6 +188,15 @@ def test_cancel_a_running_run(cel: CeleryEnv, tmp_path) -> None:
     assert {s for k, s in states.items() if k != "items"} == {"cancelled"}
     time.sleep(1.5)  # the queued messages are delivered: they must not start anything
     assert sorted(p.name for p in marks.iterdir()) == ["hold-0"]
+    # ... and were revoked through Celery: the worker discarded them unopened
+    log = worker.log.read_text()
+    discarded = {k for k in ("hold[1]", "hold[2]", "hold[3]") if f".{k}]" in _revoked(log)}
+    assert discarded == {"hold[1]", "hold[2]", "hold[3]"}, log[-3000:]
+    assert "hold[0]]" not in _revoked(log)  # the running one ended through ctx.cancelled
+
+
+def _revoked(log: str) -> str:
+    return "\n".join(line for line in log.splitlines() if "Discarding revoked task" in line)
 
 
 def test_worker_without_the_module_fails_the_nodes_naming_the_workflow(cel: CeleryEnv) -> None:

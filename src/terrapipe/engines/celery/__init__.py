@@ -10,6 +10,7 @@ store until it is final.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -21,6 +22,9 @@ from terrapipe.engines.celery.app import (
     celery_app,
     check_broker_url,
     enqueue,
+    generation,
+    revoke,
+    task_id,
 )
 from terrapipe.errors import InvalidInput
 from terrapipe.settings import Settings
@@ -28,6 +32,7 @@ from terrapipe.store.db import Database
 
 __all__ = ["BrokerUnavailable", "CeleryEngine", "check_database"]
 
+_LOG = logging.getLogger("terrapipe.celery")
 RESUME_STATES = (NodeState.PENDING.value, NodeState.QUEUED.value)
 
 
@@ -67,9 +72,10 @@ class CeleryEngine:
         try:
             self.check(db, settings)
             app = celery_app(settings.broker_url, settings.broker_visibility_s)
-            claimed = claims.start_run(db, job.workflow, job.run_id)
+            claimed, started = claims.start_run(db, job.workflow, job.run_id)
             try:
-                enqueue(app, job.run_id, job.workflow, claimed, settings.default_queue)
+                gen = generation(started)
+                enqueue(app, job.run_id, job.workflow, claimed, settings.default_queue, gen=gen)
             except BrokerUnavailable as exc:
                 claims.fail_run(db, job.run_id, str(exc))
                 raise
@@ -98,4 +104,20 @@ class CeleryEngine:
         claims.expired_leases(db)
         keys = [k for k, _ in claims.open_nodes(db, run_id, (NodeState.QUEUED.value,))]
         app = celery_app(settings.broker_url, settings.broker_visibility_s)
-        return enqueue(app, run_id, workflow, keys, settings.default_queue)
+        gen = generation(claims.run_started(db, run_id))
+        return enqueue(app, run_id, workflow, keys, settings.default_queue, gen=gen)
+
+    def cancel_active(self, db: Database, settings: Settings, run_id: str, workflow) -> None:
+        """``runs cancel`` of a running run: pending and queued nodes end ``cancelled`` at
+        once and the messages of the queued ones are revoked (workers discard them on
+        arrival); running nodes see ``ctx.cancelled`` within a third of their lease.
+        ``workflow`` may be None (not loadable here): unexpanded nodes are then recorded
+        cancelled by the last running node to finish."""
+        queued, started = claims.cancel_run(db, run_id, workflow)
+        if not queued:
+            return
+        try:
+            app = celery_app(settings.broker_url, settings.broker_visibility_s)
+            revoke(app, [task_id(run_id, generation(started), key) for key in queued])
+        except Exception as exc:  # noqa: BLE001 - revoking only spares the messages' trip
+            _LOG.warning("run %s: revoking its queued messages failed: %s", run_id, exc)

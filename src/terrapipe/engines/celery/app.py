@@ -99,6 +99,25 @@ def _route(name: str, args: Any, kwargs: Any, options: dict, task: Any = None, *
     return None
 
 
+def generation(started_at: Any) -> str:
+    """A run's generation: when it (last) started, in hex microseconds. A resumed run is a
+    new generation, so its messages never share ids with those revoked by a cancel."""
+    return format(int(started_at.timestamp() * 1e6), "x") if started_at is not None else "0"
+
+
+def task_id(run_id: str, gen: str, key: str) -> str:
+    """The Celery task id of a node's messages: known from the database alone, so
+    ``runs cancel`` revokes the queued ones without a record of every message sent."""
+    return f"{run_id}.{gen}.{key}"
+
+
+def revoke(app: Any, ids: list[str]) -> None:
+    """Tell every worker to discard the messages with these task ids when they arrive (a
+    queued node then never starts); running ones are left to ``ctx.cancelled``."""
+    if ids:
+        app.control.revoke(ids)
+
+
 def queue_of(workflow: Workflow, name: str, default: str) -> str:
     return workflow.nodes[name].effective_queue or default
 
@@ -110,10 +129,11 @@ def enqueue(
     keys: Iterable[str],
     default_queue: str,
     *,
+    gen: str = "0",
     countdown: float | None = None,
 ) -> int:
-    """Publish one message per node key; a broker that cannot be reached raises
-    BrokerUnavailable (one line, naming the broker).
+    """Publish one message per node key (task id :func:`task_id`, of generation ``gen``);
+    a broker that cannot be reached raises BrokerUnavailable (one line, naming it).
 
     The messages go out in one batch (kombu's ``Producer.batch``: one Redis pipeline per
     thousand messages instead of a round trip and a client per message; a transport
@@ -126,11 +146,11 @@ def enqueue(
     keys = list(keys)
     try:
         try:
-            return _publish(app, run_id, workflow, keys, default_queue, countdown, batch=True)
+            return _publish(app, run_id, gen, workflow, keys, default_queue, countdown, batch=True)
         except (OperationalError, KombuError, OSError):
             # e.g. the broker restarted under a pooled connection: send each message with
             # kombu's reconnecting retries (what the batch did send comes twice: harmless)
-            return _publish(app, run_id, workflow, keys, default_queue, countdown, batch=False)
+            return _publish(app, run_id, gen, workflow, keys, default_queue, countdown, batch=False)
     except (OperationalError, KombuError, OSError) as exc:
         url = safe_broker_url(app.conf.broker_url or "")
         raise BrokerUnavailable(f"cannot reach the Celery broker {url}: {exc}") from None
@@ -139,6 +159,7 @@ def enqueue(
 def _publish(
     app: Any,
     run_id: str,
+    gen: str,
     workflow: Workflow,
     keys: list[str],
     default_queue: str,
@@ -157,6 +178,7 @@ def _publish(
                 app.send_task(
                     TASK_NAME,
                     args=args,
+                    task_id=task_id(run_id, gen, key),
                     argsrepr=repr(args),  # Celery's own saferepr costs more
                     kwargsrepr="{}",
                     queue=queue_of(workflow, name, default_queue),

@@ -295,9 +295,11 @@ def _lock_run(conn: sa.Connection, run_id: str) -> Any:
     return conn.execute(query.with_for_update()).first()
 
 
-def start_run(db: Database, workflow: Workflow, run_id: str) -> list[str]:
+def start_run(db: Database, workflow: Workflow, run_id: str) -> tuple[list[str], dt.datetime]:
     """Record the run as running (owned by no process: workers anywhere execute it), insert
-    its initial node rows and claim the ready ones; the claimed keys."""
+    its initial node rows and claim the ready ones; the claimed keys and the run's start
+    (its message generation)."""
+    now = utcnow()
     with db.begin() as conn:
         _lock_run(conn, run_id)
         conn.execute(
@@ -305,7 +307,7 @@ def start_run(db: Database, workflow: Workflow, run_id: str) -> list[str]:
             .where(runs_t.c.id == run_id)
             .values(
                 state=RunState.RUNNING.value,
-                started_at=utcnow(),
+                started_at=now,
                 owner_host=None,
                 owner_pid=None,
                 owner_started=None,
@@ -317,7 +319,7 @@ def start_run(db: Database, workflow: Workflow, run_id: str) -> list[str]:
         claimed = advance(view, [(name, None) for name in order])
         if not claimed:  # a run whose every node ended at once (all upstream_failed ...)
             _maybe_finish_run(conn, view)
-    return claimed
+    return claimed, now
 
 
 def _cancel_open(conn: sa.Connection, view: DbView) -> None:
@@ -393,7 +395,8 @@ _START_SQL = (
     "WHERE run_id = %(p_run)s AND key = %(p_key)s AND (state = 'queued' OR "
     "(state = 'running' AND lease_until < %(p_now)s)) "
     "RETURNING key, name, map_index, item, item_id, attempts, "
-    "(SELECT cancel_requested FROM runs WHERE id = %(p_run)s) AS cancel_requested"
+    "(SELECT cancel_requested FROM runs WHERE id = %(p_run)s) AS cancel_requested, "
+    "(SELECT started_at FROM runs WHERE id = %(p_run)s) AS run_started"
 )
 _STILL_OPEN_SQL = (
     "SELECT 1 FROM nodes WHERE run_id = %(p_run)s AND state IN "
@@ -701,6 +704,12 @@ def expired_leases(db: Database, limit: int = 500) -> list[tuple[str, str, str]]
     return [(r.run_id, r.key, r.name) for r in moved]
 
 
+def run_started(db: Database, run_id: str) -> dt.datetime | None:
+    """When the run (last) started: its message generation."""
+    with db.begin() as conn:
+        return conn.execute(sa.select(runs_t.c.started_at).where(runs_t.c.id == run_id)).scalar()
+
+
 def mark_unsent(db: Database, run_id: str, keys: list[str]) -> None:
     """Claimed nodes whose message could not be published (the broker was down): marked
     by an empty ``queued_at`` so a sweeper publishes them once the broker is back."""
@@ -735,6 +744,36 @@ def take_unsent(db: Database, limit: int = 500) -> list[tuple[str, str, str]]:
             .returning(nodes_t.c.run_id, nodes_t.c.key, nodes_t.c.name)
         ).all()
     return [(r.run_id, r.key, r.name) for r in moved]
+
+
+def cancel_run(db: Database, run_id: str, workflow: Workflow | None) -> tuple[list[str], Any]:
+    """``runs cancel`` of an active run, in one transaction under the run's lock: its
+    pending and queued nodes end ``cancelled`` now (so does the run when nothing runs any
+    more); the keys that were queued (their messages are to be revoked) and the run's
+    start. Running nodes see ``ctx.cancelled`` and end the run when they finish.
+    ``workflow`` (None when it cannot be loaded here) names the nodes never expanded."""
+    with db.begin() as conn:
+        run = conn.execute(
+            sa.select(runs_t.c.state, runs_t.c.started_at)
+            .where(runs_t.c.id == run_id)
+            .with_for_update()
+        ).first()
+        if run is None or run.state != RunState.RUNNING.value:
+            return [], None
+        conn.execute(runs_t.update().where(runs_t.c.id == run_id).values(cancel_requested=True))
+        queued = [
+            r[0]
+            for r in conn.execute(
+                sa.select(nodes_t.c.key).where(
+                    nodes_t.c.run_id == run_id, nodes_t.c.state == NodeState.QUEUED.value
+                )
+            )
+        ]
+        if workflow is not None:
+            view = DbView(conn, run_id, workflow)
+            _cancel_open(conn, view)
+            _maybe_finish_run(conn, view)
+    return queued, run.started_at
 
 
 def open_nodes(db: Database, run_id: str, states: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ def sweep_once(state) -> int:
     """Re-enqueue the nodes whose lease expired, and publish claimed nodes whose message
     could not be sent (the broker was down); how many."""
     from terrapipe.engines.celery import claims
+    from terrapipe.engines.celery.app import generation
     from terrapipe.engines.celery.worker import publish
 
     moved = claims.expired_leases(state.db) + claims.take_unsent(state.db)
@@ -36,7 +37,7 @@ def sweep_once(state) -> int:
             _LOG.warning("sweeper: run %s: %s", run_id, exc)
             continue
         _LOG.warning("run %s: enqueued again: %s", run_id, ", ".join(keys))
-        publish(state, run_id, workflow, keys)
+        publish(state, run_id, workflow, keys, gen=generation(claims.run_started(state.db, run_id)))
     return len(moved)
 
 

@@ -455,7 +455,7 @@ def _execute(state: WorkerState, conn: Any, run_id: str, node_key: str) -> str:
         lock, bad_lock = None, exc
     if lock is False:  # another node holds its dataset: wait off the slot, in the queue
         if claims.requeue(db, run_id, node_key, worker, row.attempts or 0, None):
-            publish(state, run_id, workflow, [node_key], countdown=LOCK_RETRY_S)
+            publish(state, run_id, workflow, [node_key], gen=_gen(row), countdown=LOCK_RETRY_S)
         return "waiting for its lock"
     try:
         return _run(state, conn, run_id, node_key, workflow, inst, info, row, bad_lock)
@@ -527,7 +527,8 @@ def _run(
     if runtime.retry_in is not None and inst.state == NodeState.RUNNING:
         error = inst.error or "failed"
         if claims.requeue(db, run_id, node_key, worker, inst.attempts, error):
-            publish(state, run_id, workflow, [node_key], countdown=runtime.retry_in)
+            gen = _gen(row)
+            publish(state, run_id, workflow, [node_key], gen=gen, countdown=runtime.retry_in)
         return f"retry in {runtime.retry_in:g}s"
     ok = inst.state == NodeState.SUCCEEDED
     outcome = claims.Outcome(
@@ -551,8 +552,15 @@ def _run(
     cancelled = runtime.cancel_event.is_set()
     claimed = claims.finish_node(db, conn, workflow, run_id, outcome, worker, cancelled=cancelled)
     if claimed:
-        publish(state, run_id, workflow, claimed)
+        publish(state, run_id, workflow, claimed, gen=_gen(row))
     return str(inst.state)
+
+
+def _gen(row: Any) -> str:
+    """The message generation of the run of a started node (see :func:`app.generation`)."""
+    from terrapipe.engines.celery.app import generation
+
+    return generation(row.run_started)
 
 
 def publish(
@@ -561,6 +569,7 @@ def publish(
     workflow: Workflow,
     keys: list[str],
     *,
+    gen: str,
     countdown: float | None = None,
 ) -> None:
     """Enqueue claimed nodes; if the broker is down, mark them unsent for a sweeper."""
@@ -573,6 +582,7 @@ def publish(
             workflow,
             keys,
             state.settings.default_queue,
+            gen=gen,
             countdown=countdown,
         )
     except BrokerUnavailable as exc:
