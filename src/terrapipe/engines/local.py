@@ -12,6 +12,9 @@ script that returns early still finishes its runs. A process killed meanwhile (`
 a crash) cannot record anything: the run stays ``running`` until a reader on this host sees
 that its owner process is gone and marks it ``interrupted`` (``terrapipe runs resume``).
 Signals are handled only when the run is scheduled on the main thread (``wait=True``).
+
+A node whose task names a dataset ``lock`` takes it first (:class:`DatasetLocks`), as a
+celery worker does, so local runs and workers never work on the same files at once.
 """
 
 from __future__ import annotations
@@ -26,14 +29,57 @@ from collections.abc import Callable
 from typing import Any
 
 from terrapipe.core.execute import execute_node
+from terrapipe.core.locks import lock_name
 from terrapipe.core.owner import current_owner
 from terrapipe.core.plan import Instance, RunPlan
 from terrapipe.core.runtime import StoreRuntime
 from terrapipe.core.states import NodeState
 from terrapipe.engines.base import RunJob
+from terrapipe.errors import InvalidInput, LockTimeout
 
 _STOP = object()
 _CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+LOCK_POLL_S = 0.5  # how often a node waiting for its dataset lock looks for a cancel
+
+
+class DatasetLocks:
+    """The dataset locks of one run's nodes (a task's ``lock`` attribute), taken through
+    ``transfer/locks.py``: Redis when ``TERRAPIPE_REDIS_URL`` is set, so the lock holds
+    against celery workers and other processes too, lock files otherwise. A node waits for
+    its lock in its thread; a cancel while it waits ends it ``cancelled``, never run."""
+
+    def __init__(self, runtime: StoreRuntime) -> None:
+        self.runtime = runtime
+        self._factory: Any = None
+        self._mutex = threading.Lock()
+
+    def _semaphore(self, name: str) -> Any:
+        with self._mutex:
+            if self._factory is None:
+                from terrapipe.transfer.locks import LockFactory
+
+                settings = self.runtime.store.settings
+                self._factory = LockFactory(
+                    redis_url=settings.redis_url, lock_dir=settings.home_dir / "locks"
+                )
+            return self._factory.semaphore(f"dataset:{name}", 1)
+
+    @contextlib.contextmanager
+    def hold(self, inst: Instance) -> Any:
+        name = lock_name(self.runtime.plan.workflow, inst, self.runtime.params)
+        if name is None:
+            yield None
+            return
+        semaphore = self._semaphore(name)
+        lease = None
+        while lease is None and not self.runtime.cancel_event.is_set():
+            with contextlib.suppress(LockTimeout):
+                lease = semaphore.acquire(timeout=LOCK_POLL_S)
+        try:
+            yield lease  # cancelled while waiting: execute_node ends the node cancelled
+        finally:
+            if lease is not None:
+                lease.release()
 
 
 class LocalEngine:
@@ -88,12 +134,16 @@ class LocalEngine:
         work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         done: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
 
+        locks = DatasetLocks(runtime)
+
         def run_one(key: str) -> None:
             try:
-                execute_node(runtime.run_id, key, runtime)
+                with locks.hold(plan.instances[key]):
+                    execute_node(runtime.run_id, key, runtime)
             except BaseException as exc:  # noqa: BLE001 - never lose a node
                 inst = plan.instances[key]
                 inst.state, inst.error = NodeState.FAILED, f"{type(exc).__name__}: {exc}"
+                inst.error_kind = "input" if isinstance(exc, InvalidInput) else "task"
                 runtime.record(inst)
 
         def worker() -> None:
