@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from terrapipe.core.context import RunStore
 from terrapipe.core.execute import execute_node
+from terrapipe.core.locks import lock_name
 from terrapipe.core.plan import Instance, utcnow
 from terrapipe.core.runtime import Hit, cache_rows
 from terrapipe.core.states import NodeState
@@ -465,21 +466,6 @@ def _execute(state: WorkerState, conn: Any, run_id: str, node_key: str) -> str:
 
 
 LOCK_RETRY_S = 0.5
-
-
-def lock_name(workflow: Workflow, inst: Instance, params: dict[str, Any]) -> str | None:
-    """The dataset lock a node asks for: its task's ``lock`` attribute (e.g.
-    ``"dataset:{item}"`` or ``"{dataset_id}"``), formatted with the run parameters and the
-    mapped item; None when the task names none."""
-    spec = getattr(workflow.nodes[inst.name].task, "lock", None)
-    if not spec:
-        return None
-    try:
-        return str(spec).format(**params, item=inst.item)
-    except (KeyError, IndexError, AttributeError) as exc:
-        raise InvalidInput(
-            f"lock {spec!r} of node {inst.key} names an unknown value: {exc}"
-        ) from None
 
 
 def _take_lock(state: WorkerState, workflow: Workflow, inst: Instance, info: RunInfo) -> Any:
