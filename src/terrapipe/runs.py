@@ -40,9 +40,11 @@ __all__ = [
     "Run",
     "cancel_run",
     "get_run",
+    "get_run_status",
     "list_runs",
     "mark_interrupted_runs",
     "resume_run",
+    "run_queued",
     "submit",
 ]
 
@@ -95,21 +97,34 @@ def get_run(run_id: str, *, db: Database | None = None, settings: Settings | Non
             database.dispose()
 
 
+def get_run_status(run_id: str, *, db: Database) -> Run:
+    """A run without its nodes, from one indexed read of its row: what a job's status
+    needs (the HTTP service polls this). Unlike :func:`get_run` it does not look for
+    interrupted runs; a service does that when it starts and every few seconds."""
+    row = runstore.get_run_row(db, run_id)
+    if row is None:
+        raise RunNotFound(f"no run with id {run_id!r} (see `terrapipe runs list`)")
+    return run_from_rows(row, [])
+
+
 def list_runs(
     *,
     limit: int = 20,
+    offset: int = 0,
     workflow: str | None = None,
     state: str | None = None,
     db: Database | None = None,
     settings: Settings | None = None,
 ) -> list[Run]:
-    """The newest runs first, without their nodes."""
+    """The newest runs first (skipping ``offset``), without their nodes."""
     if state is not None:
         state = parse_run_state(state)
     database, own = _with_db(db, settings)
     try:
         mark_interrupted_runs(database)
-        rows = runstore.list_run_rows(database, limit=limit, workflow=workflow, state=state)
+        rows = runstore.list_run_rows(
+            database, limit=limit, offset=offset, workflow=workflow, state=state
+        )
         return [run_from_rows(r, []) for r in rows]
     finally:
         if own:
@@ -249,6 +264,7 @@ def submit(
     db: Database | None = None,
     on_update: Callable[[RunPlan], Any] | None = None,
     wait: bool = True,
+    runner: Owner | None = None,
 ) -> Run:
     """Validate, record and execute a run of ``workflow``.
 
@@ -258,9 +274,15 @@ def submit(
     ``wait=False`` the run as recorded once its engine took it (``running`` on the local
     engine, which goes on in a background thread): follow it with :func:`get_run`.
     ``db`` and ``settings`` choose the run's store; every task of the run writes there.
+
+    ``runner`` (local engine only): record the run ``queued`` and owned by that process,
+    which claims and executes it (:func:`run_queued`; ``terrapipe serve`` has one); nothing
+    executes here, ``wait`` is ignored, and the run is returned as recorded.
     """
     from terrapipe.core.registry import find_workflow
 
+    if runner is not None and engine != "local":
+        raise InvalidInput(f"a runner process executes local runs only, not {engine!r} ones")
     chosen = get_engine(engine)  # an unknown engine fails before anything is recorded
     wf = (
         workflow
@@ -274,21 +296,26 @@ def submit(
     handed = False
     try:
         _check_engine(chosen, database, settings)
-        mark_interrupted_runs(database)
         run_id = uuid.uuid4().hex
         now = dt.datetime.now(dt.UTC)
-        runstore.create_run(
-            database,
-            id=run_id,
-            workflow=wf.name,
-            workflow_version=wf.version,
-            params=encode_outputs(resolved),
-            engine=engine,
-            force=force,
-            modules=recorded_modules(modules) or None,
-            created_at=now,
-            expires_at=now + dt.timedelta(days=settings.run_expiry_days),
-        )
+        values: dict[str, Any] = {
+            "id": run_id,
+            "workflow": wf.name,
+            "workflow_version": wf.version,
+            "params": encode_outputs(resolved),
+            "engine": engine,
+            "force": force,
+            "modules": recorded_modules(modules) or None,
+            "created_at": now,
+            "expires_at": now + dt.timedelta(days=settings.run_expiry_days),
+        }
+        if runner is not None:  # handed to that process: it claims the run from the store
+            values.update(owner_host=runner.host, owner_pid=runner.pid)
+            values["owner_started"] = runner.started
+            runstore.create_run(database, **values)
+            return run_from_rows(runstore.as_created(values), [])
+        mark_interrupted_runs(database)
+        runstore.create_run(database, **values)
         handed = True
         return _hand_off(
             database,
@@ -306,6 +333,37 @@ def submit(
     finally:
         if own and (wait or not handed):
             database.dispose()
+
+
+def run_queued(
+    run_id: str,
+    workflow: Workflow,
+    params: Mapping[str, Any],
+    *,
+    force: bool = False,
+    db: Database,
+    settings: Settings,
+) -> Run | None:
+    """Execute, here and now on the local engine, a run recorded by ``submit(runner=...)``
+    for this process; None when it is no longer queued (dismissed meanwhile).
+
+    The claim is conditional on the run being ``queued``, so a run cancelled between the
+    runner's look and its claim is left alone."""
+    if not runstore.claim_queued(db, run_id):
+        return None
+    return _hand_off(
+        db,
+        False,
+        settings,
+        run_id,
+        workflow,
+        dict(params),
+        engine="local",
+        force=force,
+        workers=None,
+        on_update=None,
+        wait=True,
+    )
 
 
 def resume_run(

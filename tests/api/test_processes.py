@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 from owslib.ogcapi.processes import Processes
@@ -109,3 +110,32 @@ def test_landing_is_json_by_default_and_html_for_a_browser(live) -> None:
     assert browser.headers["content-type"].startswith("text/html")
     assert f"href='{live.url}/processes'" in browser.text
     assert httpx.get(f"{live.url}/?f=html").headers["content-type"].startswith("text/html")
+
+
+def _parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[-1].split()[1])  # field 4 of the whole line
+
+
+def test_async_job_runs_in_the_runner_process_not_the_server(live) -> None:
+    """An async job is executed by the job runner `terrapipe serve` started (a child of
+    the serve process), not inside the server process that answered the request."""
+    import sqlalchemy as sa
+
+    (live.data_root / "runner.txt").write_text("a b")
+    r = httpx.post(
+        f"{live.url}/processes/count-words/execution",
+        json={"inputs": {"source": str(live.data_root / "runner.txt")}},
+        headers={"Prefer": "respond-async"},
+    )
+    assert r.status_code == 201, r.text
+    job_id = r.json()["jobID"]
+    assert _wait(live.url, job_id, {"successful", "failed"})["status"] == "successful"
+    with live.db.begin() as conn:
+        owner = conn.execute(sa.text("SELECT owner_pid FROM runs WHERE id = :i"), {"i": job_id})
+        owner_pid = owner.scalar()
+    assert owner_pid != live.process.pid
+    assert _parent_pid(owner_pid) == live.process.pid
+    assert (
+        Path(f"/proc/{owner_pid}/cmdline").read_bytes().split(b"\0")[2] == b"terrapipe.api.runner"
+    )

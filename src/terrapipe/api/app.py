@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from terrapipe.api import errors
 from terrapipe.api.routers import collections, jobs, landing, processes
 from terrapipe.api.service import Service
+from terrapipe.core.owner import Owner
 from terrapipe.settings import Settings, get_settings
 from terrapipe.store.db import Database, open_database
 
@@ -67,8 +68,12 @@ def create_app(
     *,
     db: Database | None = None,
     modules: Iterable[str] = (),
+    runner: Owner | None = None,
 ) -> FastAPI:
-    """The service application over ``db`` (default: the settings' database)."""
+    """The service application over ``db`` (default: the settings' database).
+
+    ``runner``: the process that executes local jobs (``terrapipe serve`` starts one); without
+    it an async job runs in a background thread of this process."""
     settings = settings or get_settings()
     database = db or open_database(settings)
     app = FastAPI(
@@ -79,7 +84,9 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.service = Service(settings=settings, db=database, modules=tuple(modules))
+    app.state.service = Service(
+        settings=settings, db=database, modules=tuple(modules), runner=runner
+    )
     errors.install(app)
     for module in (landing, processes, jobs, collections):
         app.include_router(module.router)
@@ -105,8 +112,11 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The app ``terrapipe serve`` runs in each worker process: settings from the
-    environment, user modules from ``TERRAPIPE_SERVE_MODULES``."""
+    environment, user modules from ``TERRAPIPE_SERVE_MODULES``, the job runner from
+    ``TERRAPIPE_SERVE_RUNNER``."""
     import os
 
-    modules = [m for m in os.environ.get("TERRAPIPE_SERVE_MODULES", "").split(os.pathsep) if m]
-    return create_app(modules=modules)
+    from terrapipe.api.runner import MODULES_ENV, RUNNER_ENV, owner_from_env
+
+    modules = [m for m in os.environ.get(MODULES_ENV, "").split(os.pathsep) if m]
+    return create_app(modules=modules, runner=owner_from_env(os.environ.get(RUNNER_ENV)))

@@ -59,6 +59,18 @@ def _looks_like_local_file(value: str) -> bool:
         return False
 
 
+def needs_fetch(workflow: Workflow, inputs: Mapping[str, Any]) -> bool:
+    """Whether any file input of the request is a URL (to be downloaded)."""
+    declared = workflow.params
+    for name, raw in inputs.items():
+        value = plain_value(raw)
+        param = declared.get(name)
+        is_file = param is not None and param.type is Path and isinstance(value, str)
+        if is_file and value.startswith(URL_SCHEMES):
+            return True
+    return False
+
+
 def resolve_inputs(
     workflow: Workflow,
     inputs: Mapping[str, Any],

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
 
+from terrapipe.core.owner import Owner
 from terrapipe.core.registry import WorkflowRegistry, load_registry
 from terrapipe.core.workflow import Workflow
 from terrapipe.settings import Settings
@@ -26,8 +28,23 @@ class Service:
     settings: Settings
     db: Database
     modules: tuple[str, ...] = ()
+    runner: Owner | None = None  # the process that executes local jobs (terrapipe serve's)
     _registry: WorkflowRegistry | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _next_scan: float = field(default=0.0, repr=False)
+
+    SCAN_EVERY = 5.0  # seconds between looks for runs whose process died
+
+    def check_interrupted(self) -> None:
+        """Mark ``interrupted`` the runs whose process is gone, at most every
+        ``SCAN_EVERY`` seconds (not on every read: a status poll is one indexed query)."""
+        now = time.monotonic()
+        if now < self._next_scan:
+            return
+        self._next_scan = now + self.SCAN_EVERY
+        from terrapipe.runs import mark_interrupted_runs
+
+        mark_interrupted_runs(self.db)
 
     @property
     def registry(self) -> WorkflowRegistry:
@@ -74,5 +91,6 @@ class Service:
         return None
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    """The request's :class:`Service` (async: FastAPI calls it without a thread hop)."""
     return request.app.state.service

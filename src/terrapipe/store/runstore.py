@@ -34,6 +34,15 @@ def utcnow() -> dt.datetime:
 
 
 # -- runs ------------------------------------------------------------------------------
+def as_created(values: dict[str, Any]) -> dict[str, Any]:
+    """The row :func:`create_run` records for ``values``: every column, defaults filled."""
+    row: dict[str, Any] = dict.fromkeys(runs_t.c.keys())
+    row.update(created_at=utcnow(), state=RunState.QUEUED, progress=0.0, cancel_requested=False)
+    row.update(force=False, params={}, engine="local")
+    row.update(values)
+    return row
+
+
 def create_run(db: Database, **values: Any) -> None:
     values.setdefault("created_at", utcnow())
     values.setdefault("state", RunState.QUEUED)
@@ -66,9 +75,19 @@ def get_run_row(db: Database, run_id: str) -> dict[str, Any] | None:
 
 
 def list_run_rows(
-    db: Database, *, limit: int = 20, workflow: str | None = None, state: str | None = None
+    db: Database,
+    *,
+    limit: int = 20,
+    offset: int = 0,
+    workflow: str | None = None,
+    state: str | None = None,
 ) -> list[dict[str, Any]]:
-    query = sa.select(runs_t).order_by(runs_t.c.created_at.desc()).limit(limit)
+    query = (
+        sa.select(runs_t)
+        .order_by(runs_t.c.created_at.desc(), runs_t.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     if workflow:
         query = query.where(runs_t.c.workflow == workflow)
     if state:
@@ -100,6 +119,41 @@ def active_owned_runs(db: Database, host: str) -> list[dict[str, Any]]:
     )
     with db.begin() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def queued_owned_runs(db: Database, owner_host: str, owner_pid: int, *, limit: int) -> list:
+    """The oldest runs still ``queued`` that were handed to process ``owner_pid`` on
+    ``owner_host`` (a runner): id, workflow, workflow_version, params, force."""
+    query = (
+        sa.select(
+            runs_t.c.id,
+            runs_t.c.workflow,
+            runs_t.c.workflow_version,
+            runs_t.c.params,
+            runs_t.c.force,
+        )
+        .where(
+            runs_t.c.state == RunState.QUEUED,
+            runs_t.c.owner_pid == owner_pid,
+            runs_t.c.owner_host == owner_host,
+        )
+        .order_by(runs_t.c.created_at)
+        .limit(limit)
+    )
+    with db.begin() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def claim_queued(db: Database, run_id: str) -> bool:
+    """Move a ``queued`` run to ``running`` for the process about to execute it; False if it
+    is no longer queued (cancelled meanwhile)."""
+    with db.begin() as conn:
+        result = conn.execute(
+            runs_t.update()
+            .where(runs_t.c.id == run_id, runs_t.c.state == RunState.QUEUED)
+            .values(state=RunState.RUNNING, started_at=utcnow())
+        )
+    return result.rowcount == 1
 
 
 def mark_interrupted(

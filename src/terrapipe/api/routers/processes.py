@@ -7,12 +7,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from terrapipe import runs
 from terrapipe.api.auth import require_token
 from terrapipe.api.describe import job_status, process_description, process_summary
 from terrapipe.api.errors import ApiError
-from terrapipe.api.inputs import fetch_url, resolve_inputs
+from terrapipe.api.inputs import fetch_url, needs_fetch, resolve_inputs
+from terrapipe.api.responses import json_response
 from terrapipe.api.results import raw_outputs, results_document
 from terrapipe.api.routers.landing import base_url
 from terrapipe.api.service import Service, get_service
@@ -66,8 +68,9 @@ def _wants_async(prefer: str | None) -> bool:
     operation_id="execute",
     summary="Run a process: synchronous, or a job with `Prefer: respond-async`",
     status_code=200,
+    response_class=Response,
 )
-def execute(
+async def execute(
     processID: str,  # noqa: N803
     body: ExecuteRequest,
     request: Request,
@@ -77,6 +80,34 @@ def execute(
 ) -> Response:
     workflow = service.workflow(processID)
     base = base_url(request)
+    quick = service.runner is not None and not needs_fetch(workflow, body.inputs)
+    if quick and _wants_async(prefer):
+        # the hot path: check the inputs, record the job for the runner process, answer;
+        # a few quick queries, inline (no hop to a thread)
+        params = resolve_inputs(
+            workflow, body.inputs, service.data_roots, catalog=service.catalog_path
+        )
+        run = runs.submit(
+            workflow, params, db=service.db, settings=service.settings, runner=service.runner
+        )
+        return _accepted(run, base)
+    return await run_in_threadpool(_execute, workflow, body, prefer, base, service)
+
+
+def _accepted(run: Any, base: str) -> Response:
+    """201 with the new job's status and its address."""
+    return json_response(
+        job_status(run, base),
+        status_code=201,
+        headers={"Location": f"{base}/jobs/{run.id}", "Preference-Applied": "respond-async"},
+    )
+
+
+def _execute(
+    workflow: Any, body: ExecuteRequest, prefer: str | None, base: str, service: Service
+) -> Response:
+    """Execution that may wait (a URL input to download, a synchronous run, no runner
+    process): in a thread of the pool."""
     params = resolve_inputs(
         workflow,
         body.inputs,
@@ -89,12 +120,11 @@ def execute(
     wanted = list(body.outputs) if body.outputs else None
     common = {"db": service.db, "settings": service.settings, "engine": service.engine}
     if _wants_async(prefer):
-        run = runs.submit(workflow, params, wait=False, **common)
-        return JSONResponse(
-            job_status(run, base),
-            status_code=201,
-            headers={"Location": f"{base}/jobs/{run.id}", "Preference-Applied": "respond-async"},
-        )
+        if service.runner is not None:
+            run = runs.submit(workflow, params, runner=service.runner, **common)
+        else:
+            run = runs.submit(workflow, params, wait=False, **common)
+        return _accepted(run, base)
     run = runs.submit(workflow, params, wait=True, **common)
     run = runs.get_run(run.id, db=service.db)
     if run.state != "succeeded":
