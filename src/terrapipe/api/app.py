@@ -119,4 +119,6 @@ def app_from_environment() -> FastAPI:
     from terrapipe.api.runner import MODULES_ENV, RUNNER_ENV, owner_from_env
 
     modules = [m for m in os.environ.get(MODULES_ENV, "").split(os.pathsep) if m]
-    return create_app(modules=modules, runner=owner_from_env(os.environ.get(RUNNER_ENV)))
+    app = create_app(modules=modules, runner=owner_from_env(os.environ.get(RUNNER_ENV)))
+    _ = app.state.service.registry  # load the workflows now, not in the first request
+    return app

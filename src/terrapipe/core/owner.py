@@ -12,6 +12,7 @@ pid reused after a reboot is told apart too. Elsewhere only the pid is checked.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -55,8 +56,12 @@ def process_start(pid: int) -> str | None:
 
 
 def current_owner() -> Owner:
-    """This process as a run owner."""
-    pid = os.getpid()
+    """This process as a run owner (read once per process: a fork gets its own)."""
+    return _owner_of(os.getpid())
+
+
+@functools.lru_cache(maxsize=4)
+def _owner_of(pid: int) -> Owner:
     return Owner(host=hostname(), pid=pid, started=process_start(pid))
 
 

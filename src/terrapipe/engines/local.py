@@ -163,17 +163,19 @@ class LocalEngine:
                     if len(finished) < len(batch):
                         done.put(batch[len(finished) :])
 
-        threads = [
-            threading.Thread(target=worker, name=f"terrapipe-worker-{i}", daemon=True)
-            for i in range(self.workers)
-        ]
-        for t in threads:
-            t.start()
-        inflight: set[str] = set()
+        threads: list[threading.Thread] = []  # started at the first hand-over: a chain
+        inflight: set[str] = set()  # (or a one-node job) runs inline and needs none
 
         def dispatch(ready: list[Instance]) -> None:
             """Hand ready instances to the pool, in chunks when there are many (fan-out),
             so the threads hand over work a few hundred times, not once per node."""
+            if ready and not threads:
+                threads.extend(
+                    threading.Thread(target=worker, name=f"terrapipe-worker-{i}", daemon=True)
+                    for i in range(self.workers)
+                )
+                for t in threads:
+                    t.start()
             size = max(1, min(64, len(ready) // (self.workers * 4)))
             for i in range(0, len(ready), size):
                 chunk = [inst.key for inst in ready[i : i + size]]

@@ -25,6 +25,11 @@ NODE_DONE_STATES = frozenset(s.value for s in NODE_FINAL)
 
 class RunRecord(Base):
     __tablename__ = "runs"
+    __table_args__ = (
+        # newest runs of a workflow (the cache history) and newest runs overall (job list)
+        sa.Index("ix_runs_workflow_created", "workflow", "created_at"),
+        sa.Index("ix_runs_created", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     workflow: Mapped[str] = mapped_column(sa.String(200), index=True)

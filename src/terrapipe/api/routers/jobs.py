@@ -46,7 +46,7 @@ def list_jobs(
     service: Service = Depends(get_service),
 ) -> dict:
     base = base_url(request)
-    page = runs.list_runs(limit=limit + offset + 1, db=service.db)[offset:]
+    page = runs.list_runs(limit=limit + 1, offset=offset, db=service.db)
     more = len(page) > limit
     page = page[:limit]
     links = [
