@@ -44,6 +44,8 @@ __all__ = [
     "list_runs",
     "mark_interrupted_runs",
     "resume_run",
+    "queued_record",
+    "record_queued",
     "run_queued",
     "submit",
 ]
@@ -333,6 +335,44 @@ def submit(
     finally:
         if own and (wait or not handed):
             database.dispose()
+
+
+def queued_record(
+    workflow: Workflow,
+    params: Mapping[str, Any] | None,
+    *,
+    runner: Owner,
+    settings: Settings,
+    modules: Iterable[str] = (),
+    force: bool = False,
+) -> dict[str, Any]:
+    """The row of a local run handed to ``runner`` (``submit(runner=...)`` without the
+    insert): for a caller that records many at once (:func:`record_queued`).
+
+    Parameters are checked here: a bad one raises before anything is recorded."""
+    resolved = workflow.validate().resolve_params(params)
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "id": uuid.uuid4().hex,
+        "workflow": workflow.name,
+        "workflow_version": workflow.version,
+        "params": encode_outputs(resolved),
+        "engine": "local",
+        "force": force,
+        "modules": recorded_modules(modules) or None,
+        "created_at": now,
+        "expires_at": now + dt.timedelta(days=settings.run_expiry_days),
+        "owner_host": runner.host,
+        "owner_pid": runner.pid,
+        "owner_started": runner.started,
+    }
+
+
+def record_queued(db: Database, records: list[dict[str, Any]]) -> list[Run]:
+    """Record runs made by :func:`queued_record` in one transaction (one commit for many
+    jobs: SQLite has one writer at a time) and return them as recorded."""
+    runstore.create_runs(db, records)
+    return [run_from_rows(runstore.as_created(values), []) for values in records]
 
 
 def run_queued(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from terrapipe.api.recorder import JobRecorder
 from terrapipe.core.owner import Owner
 from terrapipe.core.registry import WorkflowRegistry, load_registry
 from terrapipe.core.workflow import Workflow
@@ -32,6 +33,18 @@ class Service:
     _registry: WorkflowRegistry | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _next_scan: float = field(default=0.0, repr=False)
+    _recorder: JobRecorder | None = field(default=None, repr=False)
+
+    @property
+    def recorder(self) -> JobRecorder:
+        """Records the async jobs handed to the runner, many per commit."""
+        with self._lock:
+            if self._recorder is None:
+                from terrapipe.runs import record_queued
+
+                db = self.db
+                self._recorder = JobRecorder(lambda rows: record_queued(db, rows))
+            return self._recorder
 
     SCAN_EVERY = 5.0  # seconds between looks for runs whose process died
 

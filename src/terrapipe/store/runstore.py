@@ -43,6 +43,13 @@ def as_created(values: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def create_runs(db: Database, rows: list[dict[str, Any]]) -> None:
+    """Insert complete run rows (:func:`as_created`) in one transaction."""
+    if rows:
+        with db.begin() as conn:
+            conn.execute(runs_t.insert(), [as_created(r) for r in rows])
+
+
 def create_run(db: Database, **values: Any) -> None:
     values.setdefault("created_at", utcnow())
     values.setdefault("state", RunState.QUEUED)

@@ -87,9 +87,10 @@ async def execute(
         params = resolve_inputs(
             workflow, body.inputs, service.data_roots, catalog=service.catalog_path
         )
-        run = runs.submit(
-            workflow, params, db=service.db, settings=service.settings, runner=service.runner
-        )
+        # the insert may wait for SQLite's write lock (the runner records nodes): the
+        # service's recorder thread commits it with the others waiting, off the loop
+        row = runs.queued_record(workflow, params, runner=service.runner, settings=service.settings)
+        run = await service.recorder.record(row)
         return _accepted(run, base)
     return await run_in_threadpool(_execute, workflow, body, prefer, base, service)
 

@@ -1,0 +1,89 @@
+"""The service's group commit of async jobs: many submits, few commits, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from terrapipe import Workflow, runs, task
+from terrapipe.api.recorder import JobRecorder
+from terrapipe.core.owner import current_owner
+from terrapipe.errors import InvalidInput, ParameterError
+from terrapipe.settings import get_settings
+from terrapipe.store.db import open_database
+
+pytestmark = pytest.mark.usefixtures("db_url")
+
+
+@task
+def echo(n: int = 0) -> int:
+    return n
+
+
+def _workflow() -> Workflow:
+    wf = Workflow("recorded", version="3")
+    wf.add_node(echo)
+    return wf
+
+
+def test_concurrent_submits_are_all_recorded_in_fewer_commits(tp_home: Path) -> None:
+    settings = get_settings()
+    db = open_database(settings)
+    commits: list[int] = []
+
+    def write(rows):
+        commits.append(len(rows))
+        return runs.record_queued(db, rows)
+
+    recorder = JobRecorder(write)
+    owner = current_owner()
+    wf = _workflow()
+
+    async def submit_all() -> list:
+        rows = [
+            runs.queued_record(wf, {"n": i}, runner=owner, settings=settings) for i in range(300)
+        ]
+        return await asyncio.gather(*(recorder.record(row) for row in rows))
+
+    try:
+        answered = asyncio.run(submit_all())
+    finally:
+        recorder.close()
+    assert sum(commits) == 300
+    assert len(commits) < 300  # rows that waited were committed together
+    stored = runs.list_runs(limit=1000, db=db)
+    assert sorted(r.id for r in stored) == sorted(r.id for r in answered)
+    assert {r.state for r in stored} == {"queued"}
+    by_id = {r.id: r for r in answered}
+    for run in stored:
+        assert run.workflow == "recorded" and run.workflow_version == "3"
+        assert run.params == by_id[run.id].params
+    assert sorted(r.params["n"] for r in stored) == list(range(300))
+    db.dispose()
+
+
+def test_a_failed_commit_reaches_every_waiting_request(tp_home: Path) -> None:
+    def write(rows):
+        raise InvalidInput("database is read-only")
+
+    recorder = JobRecorder(write)
+
+    async def two() -> list:
+        return await asyncio.gather(
+            recorder.record({"id": "a"}), recorder.record({"id": "b"}), return_exceptions=True
+        )
+
+    try:
+        results = asyncio.run(two())
+    finally:
+        recorder.close()
+    assert [str(r) for r in results] == ["database is read-only"] * 2
+
+
+def test_a_bad_parameter_is_refused_before_anything_is_recorded(tp_home: Path) -> None:
+    with pytest.raises(ParameterError, match="parameter 'n': 'many' is not a valid int"):
+        runs.queued_record(
+            _workflow(), {"n": "many"}, runner=current_owner(), settings=get_settings()
+        )
