@@ -318,12 +318,7 @@ def test_broker_stopped_and_started_mid_run(tmp_path: Path, pg_url: str) -> None
     marks = tmp_path / "marks"
     marks.mkdir()
     try:
-        cel.start_worker("--module", str(cel.module), "-c", "2")
-        args = ["run", "smoke", "--module", str(cel.module), "-p", "n=30", "-p", f"marks={marks}"]
-        code, doc, err = cel.cli_json(*args, "-p", "pause=0.3", "--engine", "celery")
-        assert code == 0, err
-        run_id = doc["run_id"]
-        wait_for(lambda: len(list(marks.iterdir())) >= 4, 30, "a few items done")
+        run_id = _smoke_run_under_way(cel, marks)
         server.terminate()
         server.wait(timeout=10)
         time.sleep(2)
@@ -410,12 +405,7 @@ def test_rabbitmq_broker_stopped_and_started_mid_run(tmp_path: Path, pg_url: str
     marks = tmp_path / "marks"
     marks.mkdir()
     try:
-        cel.start_worker("--module", str(cel.module), "-c", "2")
-        args = ["run", "smoke", "--module", str(cel.module), "-p", "n=30", "-p", f"marks={marks}"]
-        code, doc, err = cel.cli_json(*args, "-p", "pause=0.3", "--engine", "celery")
-        assert code == 0, err
-        run_id = doc["run_id"]
-        wait_for(lambda: len(list(marks.iterdir())) >= 4, 30, "a few items done")
+        run_id = _smoke_run_under_way(cel, marks)
         stopped = _rabbitmqctl("stop_app")
         assert stopped.returncode == 0, stopped.stderr
         assert not _amqp_up(url)  # it really is down
@@ -432,3 +422,13 @@ def test_rabbitmq_broker_stopped_and_started_mid_run(tmp_path: Path, pg_url: str
         cel.stop_all()
         _rabbit_start()  # whatever happened, the broker is up again for everyone
         _rabbitmqctl("delete_vhost", vhost)
+
+
+def _smoke_run_under_way(cel: CeleryEnv, marks: Path) -> str:
+    """A worker (2 slots) and a 30-item slow ``smoke`` run on it, a few items done."""
+    cel.start_worker("--module", str(cel.module), "-c", "2")
+    args = ["run", "smoke", "--module", str(cel.module), "-p", "n=30", "-p", f"marks={marks}"]
+    code, doc, err = cel.cli_json(*args, "-p", "pause=0.3", "--engine", "celery")
+    assert code == 0, err
+    wait_for(lambda: len(list(marks.iterdir())) >= 4, 30, "a few items done")
+    return doc["run_id"]
