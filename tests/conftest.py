@@ -6,17 +6,12 @@ before each test that uses it. Nothing touches the server's own `test` database.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-PG_ADMIN_URL = os.environ.get(
-    "TERRAPIPE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from tests.pg import create_pg_database, drop_pg_database
 
 
 @pytest.fixture(autouse=True)
@@ -32,29 +27,12 @@ def tp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database with PostGIS for this test session; dropped afterwards."""
-    name = f"tp_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = create_pg_database("tp_test", postgis=True)
     except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
         pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable (run `make services`): {exc}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    engine.dispose()
     yield url
-    with admin.connect() as conn:
-        conn.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :n AND pid <> pg_backend_pid()"
-            ),
-            {"n": name},
-        )
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    drop_pg_database(url)
 
 
 def _truncate_all(url: str) -> None:

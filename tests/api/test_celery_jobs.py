@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 from tests.api.conftest import serve, stop
-from tests.engines.celery_support import create_pg_database, drop_pg_database, make_env
+from tests.engines.celery_support import make_env
+from tests.pg import create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -36,7 +37,7 @@ def _run_job(url: str) -> tuple[dict, dict]:
 
 
 def test_async_job_on_celery_workers_looks_like_a_local_one(tmp_path) -> None:
-    pg_url = create_pg_database()
+    pg_url = create_pg_database("tp_cel")
     cel = make_env(tmp_path, pg_url)
     try:
         cel.start_worker("--module", str(cel.module), "-c", "2")

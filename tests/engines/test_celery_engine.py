@@ -19,14 +19,13 @@ import pytest
 import rasterio
 from celery_support import (
     CeleryEnv,
-    create_pg_database,
-    drop_pg_database,
     free_port,
     make_env,
     node_rows,
     run_row,
     wait_for,
 )
+from tests.pg import create_pg_database, drop_pg_database
 from tests.rasters import write_geotiff
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -34,7 +33,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 @pytest.fixture
 def pg_url():
-    url = create_pg_database()
+    url = create_pg_database("tp_cel")
     yield url
     drop_pg_database(url)
 
