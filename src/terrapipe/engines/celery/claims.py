@@ -682,23 +682,29 @@ def expired_leases(db: Database, limit: int = 500) -> list[tuple[str, str, str]]
     """Running nodes whose lease ended (their worker died): back to ``queued``; their
     (run id, key, name) for the sweeper to enqueue again."""
     now = utcnow()
+    return _take_nodes(
+        db,
+        [nodes_t.c.state == NodeState.RUNNING.value, nodes_t.c.lease_until < now],
+        {"state": NodeState.QUEUED.value, "worker": None, "lease_until": None, "queued_at": now},
+        limit,
+    )
+
+
+def _take_nodes(
+    db: Database, where: list[Any], values: dict[str, Any], limit: int
+) -> list[tuple[str, str, str]]:
+    """Move up to ``limit`` nodes matching ``where`` to ``values``, skipping rows another
+    sweeper holds (and re-checking ``where`` under the lock); their (run id, key, name)."""
     with db.begin() as conn:
         rows = conn.execute(
-            sa.select(nodes_t.c.id)
-            .where(nodes_t.c.state == NodeState.RUNNING.value, nodes_t.c.lease_until < now)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            sa.select(nodes_t.c.id).where(*where).limit(limit).with_for_update(skip_locked=True)
         ).all()
         if not rows:
             return []
         moved = conn.execute(
             nodes_t.update()
-            .where(
-                nodes_t.c.id.in_([r[0] for r in rows]),
-                nodes_t.c.state == NodeState.RUNNING.value,
-                nodes_t.c.lease_until < now,
-            )
-            .values(state=NodeState.QUEUED.value, worker=None, lease_until=None, queued_at=now)
+            .where(nodes_t.c.id.in_([r[0] for r in rows]), *where)
+            .values(**values)
             .returning(nodes_t.c.run_id, nodes_t.c.key, nodes_t.c.name)
         ).all()
     return [(r.run_id, r.key, r.name) for r in moved]
@@ -727,23 +733,12 @@ def mark_unsent(db: Database, run_id: str, keys: list[str]) -> None:
 
 def take_unsent(db: Database, limit: int = 500) -> list[tuple[str, str, str]]:
     """Queued nodes never published (see :func:`mark_unsent`), taken by this sweeper."""
-    now = utcnow()
-    with db.begin() as conn:
-        rows = conn.execute(
-            sa.select(nodes_t.c.id)
-            .where(nodes_t.c.state == NodeState.QUEUED.value, nodes_t.c.queued_at.is_(None))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        if not rows:
-            return []
-        moved = conn.execute(
-            nodes_t.update()
-            .where(nodes_t.c.id.in_([r[0] for r in rows]), nodes_t.c.queued_at.is_(None))
-            .values(queued_at=now)
-            .returning(nodes_t.c.run_id, nodes_t.c.key, nodes_t.c.name)
-        ).all()
-    return [(r.run_id, r.key, r.name) for r in moved]
+    return _take_nodes(
+        db,
+        [nodes_t.c.state == NodeState.QUEUED.value, nodes_t.c.queued_at.is_(None)],
+        {"queued_at": utcnow()},
+        limit,
+    )
 
 
 def cancel_run(db: Database, run_id: str, workflow: Workflow | None) -> tuple[list[str], Any]:
