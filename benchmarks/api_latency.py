@@ -64,6 +64,7 @@ def start_terrapipe(home: Path, workers: int) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, TERRAPIPE_HOME=str(home))
     cmd = [sys.executable, "-m", "terrapipe.cli.main", "serve", "--port", str(port)]
     cmd += ["--workers", str(workers), "--module", str(NOOP_MODULE)]
+    cmd += ["--jobs", os.environ.get("BENCH_JOBS", "4")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, proc)

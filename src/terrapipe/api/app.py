@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from terrapipe.api import errors
+from terrapipe.api.hotpaths import HotPaths
 from terrapipe.api.routers import collections, jobs, landing, processes
 from terrapipe.api.service import Service
 from terrapipe.core.owner import Owner
@@ -91,6 +92,7 @@ def create_app(
     for module in (landing, processes, jobs, collections):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.api_max_body)
+    app.add_middleware(HotPaths, service=app.state.service)  # outermost: see its docstring
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -110,6 +110,14 @@ def status_for(exc: BaseException) -> tuple[int, str]:
     return 500, f"{TERRAPIPE_EXCEPTIONS}/internal"
 
 
+def domain_problem(exc: errors.TerrapipeError) -> JSONResponse:
+    """The answer to a domain error, from the one table (:data:`STATUS_FOR`)."""
+    status, kind = status_for(exc)
+    if status >= 500:
+        log.error("request failed: %s", exc)
+    return problem(status, kind, _title(kind), str(exc))
+
+
 def _title(kind: str) -> str:
     return kind.rsplit("/", 1)[-1].replace("-", " ")
 
@@ -126,10 +134,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.TerrapipeError)
     async def _domain_error(_request: Request, exc: errors.TerrapipeError) -> JSONResponse:
-        status, kind = status_for(exc)
-        if status >= 500:
-            log.error("request failed: %s", exc)
-        return problem(status, kind, _title(kind), str(exc))
+        return domain_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -64,9 +64,14 @@ def update_run(db: Database, run_id: str, **values: Any) -> None:
         conn.execute(runs_t.update().where(runs_t.c.id == run_id).values(**values))
 
 
+# built once: a status poll reads one row, and building the statement cost as much as
+# running it
+_RUN_BY_ID = sa.select(runs_t).where(runs_t.c.id == sa.bindparam("run_id"))
+
+
 def get_run_row(db: Database, run_id: str) -> dict[str, Any] | None:
-    with db.begin() as conn:
-        row = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).mappings().first()
+    with db.engine.connect() as conn:  # a read: the transaction ends when it closes
+        row = conn.execute(_RUN_BY_ID, {"run_id": run_id}).mappings().first()
         if row is None and len(run_id) < 32:  # a unique prefix is accepted, like git
             rows = (
                 conn.execute(

@@ -89,15 +89,25 @@ async def get_status(
     jobId: str,  # noqa: N803
     service: Service = Depends(get_service),
 ) -> Response:
-    # the hot path of a polling client: one indexed read of the run's row, inline
+    answer = status_response(service, jobId, base_url(request))
+    if answer is None:
+        raise ApiError(404, "no-such-job", f"no job with id {jobId!r}")
+    return answer
+
+
+def status_response(service: Service, job_id: str, base: str) -> Response | None:
+    """A job's status document, or None when there is no job ``job_id``.
+
+    The hot path of a polling client (also answered by :mod:`terrapipe.api.hotpaths`):
+    one indexed read of the run's row, inline on the event loop."""
     service.check_interrupted()
     try:
-        run = runs.get_run_status(jobId, db=service.db)
+        run = runs.get_run_status(job_id, db=service.db)
     except NotFound:
-        raise ApiError(404, "no-such-job", f"no job with id {jobId!r}") from None
-    if run.id != jobId:  # get_run_status accepts a unique prefix; a job id is whole
-        raise ApiError(404, "no-such-job", f"no job with id {jobId!r}")
-    return json_response(job_status(run, base_url(request)))
+        return None
+    if run.id != job_id:  # get_run_status accepts a unique prefix; a job id is whole
+        return None
+    return json_response(job_status(run, base))
 
 
 @router.get("/jobs/{jobId}/results", operation_id="getResult", summary="A job's results")

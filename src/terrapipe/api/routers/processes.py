@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from terrapipe import runs
-from terrapipe.api.auth import require_token
+from terrapipe.api.auth import require_token, token_name
 from terrapipe.api.describe import job_status, process_description, process_summary
 from terrapipe.api.errors import ApiError
 from terrapipe.api.inputs import fetch_url, needs_fetch, resolve_inputs
-from terrapipe.api.responses import json_response
+from terrapipe.api.responses import JSON, json_response
 from terrapipe.api.results import raw_outputs, results_document
 from terrapipe.api.routers.landing import base_url
 from terrapipe.api.service import Service, get_service
@@ -87,12 +87,55 @@ async def execute(
         params = resolve_inputs(
             workflow, body.inputs, service.data_roots, catalog=service.catalog_path
         )
-        # the insert may wait for SQLite's write lock (the runner records nodes): the
-        # service's recorder thread commits it with the others waiting, off the loop
-        row = runs.queued_record(workflow, params, runner=service.runner, settings=service.settings)
-        run = await service.recorder.record(row)
-        return _accepted(run, base)
+        return await _hand_to_runner(service, workflow, params, base)
     return await run_in_threadpool(_execute, workflow, body, prefer, base, service)
+
+
+async def quick_submit(
+    service: Service,
+    process: str,
+    body: bytes,
+    *,
+    content_type: str,
+    prefer: str | None,
+    authorization: str | None,
+    base: str,
+) -> Response | None:
+    """The 201 of an ordinary async submit (a runner process, JSON inputs that need no
+    download, a valid token when auth is on); None for anything else, which the FastAPI
+    route then answers, errors included. Called by :mod:`terrapipe.api.hotpaths`; nothing
+    is recorded before every check has passed."""
+    kind = content_type.partition(";")[0].strip().lower()
+    if service.runner is None or not _wants_async(prefer) or kind not in ("", JSON):
+        return None
+    try:
+        token_name(service, authorization)
+        request = ExecuteRequest.model_validate_json(body)
+        workflow = service.workflow(process)
+        if needs_fetch(workflow, request.inputs):
+            return None
+        params = resolve_inputs(
+            workflow, request.inputs, service.data_roots, catalog=service.catalog_path
+        )
+        row = runs.queued_record(workflow, params, runner=service.runner, settings=service.settings)
+    except Exception:  # noqa: BLE001 - the FastAPI route answers it, with the right error
+        return None
+    return await _record_for_runner(service, row, base)
+
+
+async def _hand_to_runner(
+    service: Service, workflow: Any, params: dict[str, Any], base: str
+) -> Response:
+    """Record the job for the runner process and answer 201."""
+    row = runs.queued_record(workflow, params, runner=service.runner, settings=service.settings)
+    return await _record_for_runner(service, row, base)
+
+
+async def _record_for_runner(service: Service, row: dict[str, Any], base: str) -> Response:
+    """The insert may wait for SQLite's write lock (the runner records nodes): the
+    service's recorder thread commits it with the others waiting, off the event loop."""
+    run = await service.recorder.record(row)
+    return _accepted(run, base)
 
 
 def _accepted(run: Any, base: str) -> Response:
