@@ -21,6 +21,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -59,12 +60,12 @@ def wait_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def start_terrapipe(home: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def start_terrapipe(home: Path, workers: int, jobs: int = 4) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, TERRAPIPE_HOME=str(home))
     cmd = [sys.executable, "-m", "terrapipe.cli.main", "serve", "--port", str(port)]
     cmd += ["--workers", str(workers), "--module", str(NOOP_MODULE)]
-    cmd += ["--jobs", os.environ.get("BENCH_JOBS", "4")]
+    cmd += ["--jobs", str(jobs)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, proc)
@@ -149,14 +150,40 @@ def start_pygeoapi(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def client_loop(
-    url: str, process: str, inputs: dict, stop_at: float, out: list, final: set[str]
+    url: str,
+    process: str,
+    inputs: dict,
+    stop_at: float,
+    out: list,
+    final: set[str],
+    interval: float | None = None,
 ) -> None:
+    """One client: submit a job, poll its status until final, again, until ``stop_at``.
+
+    Closed loop (``interval`` None): the next request as soon as the last is answered (a
+    poll 10 ms after the last status). Paced (``interval`` s): one request every
+    ``interval`` s on a fixed schedule, and each latency counted from its scheduled start,
+    so a slow answer that delays the next request is not hidden (no coordinated omission).
+    """
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     body = json.dumps({"inputs": inputs}).encode()
     headers = {"Content-Type": "application/json", "Prefer": "respond-async"}
+    due = time.monotonic() + (random.random() * interval if interval else 0.0)
+
+    def next_start() -> float:
+        """When the next request starts (waiting for its slot when paced)."""
+        nonlocal due
+        if interval is None:
+            return time.monotonic()
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        start, due = due, due + interval
+        return start
+
     while time.monotonic() < stop_at:
-        t0 = time.monotonic()
+        t0 = next_start()
         try:
             conn.request("POST", f"/processes/{process}/execution", body, headers)
             resp = conn.getresponse()
@@ -172,7 +199,9 @@ def client_loop(
             continue
         path = urlsplit(location).path
         while time.monotonic() < stop_at:
-            t0 = time.monotonic()
+            if interval is None:
+                time.sleep(0.01)
+            t0 = next_start()
             try:
                 conn.request("GET", path, headers={"Accept": "application/json"})
                 resp = conn.getresponse()
@@ -188,17 +217,23 @@ def client_loop(
                     break
             except ValueError:
                 break
-            time.sleep(0.01)
     conn.close()
 
 
-def measure(url: str, process: str, inputs: dict, clients: int, seconds: float) -> dict:
+def measure(
+    url: str, process: str, inputs: dict, clients: int, seconds: float, rate: float | None = None
+) -> dict:
+    """Run ``clients`` clients for ``seconds``; closed loop, or paced to ``rate`` requests
+    per second in all."""
     results: list[list] = [[] for _ in range(clients)]
     start = time.monotonic()
     stop_at = start + seconds
     final = {"successful", "failed", "dismissed"}
+    interval = clients / rate if rate else None
     threads = [
-        threading.Thread(target=client_loop, args=(url, process, inputs, stop_at, r, final))
+        threading.Thread(
+            target=client_loop, args=(url, process, inputs, stop_at, r, final, interval)
+        )
         for r in results
     ]
     for t in threads:
@@ -253,12 +288,21 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=1, help="terrapipe serve --workers")
+    parser.add_argument("--jobs", type=int, default=4, help="terrapipe serve --jobs")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="pace the clients to this many requests/s in all (default: closed loop)",
+    )
     parser.add_argument("--anchor", choices=["pygeoapi", "none"], default="none")
     args = parser.parse_args()
+    mode = f"paced to {args.rate:g} req/s" if args.rate else "closed loop"
+    print(f"{args.clients} clients, {args.seconds:g} s, {mode}")
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_terrapipe(Path(tmp) / "home", args.workers)
+        proc, url = start_terrapipe(Path(tmp) / "home", args.workers, args.jobs)
         try:
-            ours = measure(url, "noop", {}, args.clients, args.seconds)
+            ours = measure(url, "noop", {}, args.clients, args.seconds, args.rate)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
@@ -266,7 +310,9 @@ def main() -> None:
         if args.anchor == "pygeoapi":
             aproc, aurl = start_pygeoapi(Path(tmp))
             try:
-                anchor = measure(aurl, "hello-world", {"name": "x"}, args.clients, args.seconds)
+                anchor = measure(
+                    aurl, "hello-world", {"name": "x"}, args.clients, args.seconds, args.rate
+                )
             finally:
                 aproc.send_signal(signal.SIGTERM)
                 aproc.wait(30)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
+import time
 
+import pytest
 import sqlalchemy as sa
 
+from terrapipe.settings import get_settings
 from terrapipe.store import runstore
-from terrapipe.store.db import Database
+from terrapipe.store.db import BUSY_TIMEOUT_MS, Database, open_database
 
 
 def test_migrations_create_core_tables_and_reopen_is_idempotent(db: Database) -> None:
@@ -113,3 +118,66 @@ def test_sweep_removes_only_old_staging_debris(tmp_path) -> None:
     os.utime(old, (two_days_ago, two_days_ago))
     assert store.sweep() == 1
     assert not old.exists() and new.exists()
+
+
+def _hold_write_lock(path: str, seconds: float, held: threading.Event) -> None:
+    """Another process's writer, as far as SQLite can tell: its own connection holding the
+    write lock for ``seconds``."""
+    con = sqlite3.connect(path, isolation_level=None, timeout=30)
+    con.execute("BEGIN IMMEDIATE")
+    held.set()
+    time.sleep(seconds)
+    con.execute("COMMIT")
+    con.close()
+
+
+def _table(tmp_path) -> tuple[Database, str]:
+    db = open_database(get_settings(home=tmp_path))
+    with db.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    return db, db.engine.url.database
+
+
+def _count(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one()
+
+
+def test_write_polling_takes_the_lock_soon_after_its_release(tmp_path) -> None:
+    db, path = _table(tmp_path)
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, 0.2, held))
+    holder.start()
+    held.wait(5)
+    t0 = time.monotonic()
+    db.write_polling(lambda conn: conn.execute(sa.text("INSERT INTO t VALUES (1)")))
+    waited = time.monotonic() - t0
+    holder.join()
+    # SQLite's own busy handler would sleep up to 100 ms between tries; polling gets the
+    # lock within a few milliseconds of its release
+    assert 0.15 < waited < 0.22
+    assert _count(db) == 1
+    with db.engine.connect() as conn:  # the pooled connection waits as before
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == BUSY_TIMEOUT_MS
+    db.dispose()
+
+
+def test_write_polling_gives_up_after_its_timeout_and_rolls_back_on_error(tmp_path) -> None:
+    db, path = _table(tmp_path)
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, 0.5, held))
+    holder.start()
+    held.wait(5)
+    insert = sa.text("INSERT INTO t VALUES (1)")
+    with pytest.raises(sa.exc.OperationalError, match="locked"):
+        db.write_polling(lambda conn: conn.execute(insert), timeout=0.1)
+    holder.join()
+
+    def fails(conn) -> None:
+        conn.execute(sa.text("INSERT INTO t VALUES (2)"))
+        raise ValueError("the work failed")
+
+    with pytest.raises(ValueError):
+        db.write_polling(fails)
+    assert _count(db) == 0
+    db.dispose()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -24,7 +25,9 @@ from terrapipe.errors import StoreError
 from terrapipe.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-_LOCK_KEY = 0x7E44A91  # advisory lock id of terrapipe migrations on PostgreSQL
+_LOCK_KEY = 0x7E44A91
+BUSY_TIMEOUT_MS = 30000  # how long an SQLite statement waits for a lock before failing
+T = TypeVar("T")  # advisory lock id of terrapipe migrations on PostgreSQL
 
 
 class Base(DeclarativeBase):
@@ -51,7 +54,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - tr
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -120,6 +123,41 @@ class Database:
         """A Core connection in one transaction."""
         with self.engine.begin() as conn:
             yield conn
+
+    def write_polling(
+        self, work: Callable[[Connection], T], *, poll: float = 0.0005, timeout: float = 30.0
+    ) -> T:
+        """``work(conn)`` in one write transaction that, on SQLite, asks for the write lock
+        every ``poll`` seconds (``BEGIN IMMEDIATE``) instead of waiting in SQLite's busy
+        handler, whose back-off grows to 100 ms between tries: against a process that
+        commits many short transactions (the job runner), a waiter in that handler keeps
+        losing the lock and sleeping longer. On PostgreSQL, a plain transaction."""
+        if not self.is_sqlite:
+            with self.begin() as conn:
+                return work(conn)
+        deadline = time.monotonic() + timeout
+        with self.engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                while True:
+                    try:
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                        break
+                    except sa.exc.OperationalError as exc:
+                        conn.rollback()
+                        if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(poll)
+                try:
+                    result = work(conn)
+                    conn.commit()
+                    return result
+                except BaseException:
+                    conn.rollback()
+                    raise
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every migration branch.

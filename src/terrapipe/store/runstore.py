@@ -46,8 +46,8 @@ def as_created(values: dict[str, Any]) -> dict[str, Any]:
 def create_runs(db: Database, rows: list[dict[str, Any]]) -> None:
     """Insert complete run rows (:func:`as_created`) in one transaction."""
     if rows:
-        with db.begin() as conn:
-            conn.execute(runs_t.insert(), [as_created(r) for r in rows])
+        values = [as_created(r) for r in rows]
+        db.write_polling(lambda conn: conn.execute(runs_t.insert(), values))
 
 
 def create_run(db: Database, **values: Any) -> None:
