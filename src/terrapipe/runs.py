@@ -234,6 +234,7 @@ def _hand_off(
     workers: int | None,
     on_update: Callable[[RunPlan], Any] | None,
     wait: bool,
+    claimed: bool = False,
 ) -> Run:
     """Give a recorded run to its engine; the finished run (``wait``) or the run as now
     recorded."""
@@ -246,6 +247,7 @@ def _hand_off(
         workers=workers,
         on_update=on_update,
         own_db=own and not wait,
+        claimed=claimed,
     )
     plan = get_engine(engine).run(job, wait=wait)
     if plan is not None:  # the run just executed here: build it from memory, not the store
@@ -403,6 +405,7 @@ def run_queued(
         workers=None,
         on_update=None,
         wait=True,
+        claimed=True,
     )
 
 

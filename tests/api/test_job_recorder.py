@@ -12,6 +12,7 @@ from terrapipe.api.recorder import JobRecorder
 from terrapipe.core.owner import current_owner
 from terrapipe.errors import InvalidInput, ParameterError
 from terrapipe.settings import get_settings
+from terrapipe.store import runstore
 from terrapipe.store.db import open_database
 
 pytestmark = pytest.mark.usefixtures("db_url")
@@ -87,3 +88,26 @@ def test_a_bad_parameter_is_refused_before_anything_is_recorded(tp_home: Path) -
         runs.queued_record(
             _workflow(), {"n": "many"}, runner=current_owner(), settings=get_settings()
         )
+
+
+def test_a_claimed_job_runs_once_under_the_runner_that_owns_it(tp_home: Path) -> None:
+    """The runner's claim records the run ``running`` (the engine does not record it
+    started a second time): the run ends with the runner as owner, its start time from
+    the claim, and its node's result; a second claim of the same run does nothing."""
+    settings = get_settings()
+    db = open_database(settings)
+    owner = current_owner()
+    wf = _workflow()
+    (queued,) = runs.record_queued(
+        db, [runs.queued_record(wf, {"n": 7}, runner=owner, settings=settings)]
+    )
+    assert queued.state == "queued"
+    done = runs.run_queued(queued.id, wf, {"n": 7}, db=db, settings=settings)
+    assert done is not None and done.state == "succeeded"
+    row = runstore.get_run_row(db, queued.id)
+    assert (row["owner_host"], row["owner_pid"]) == (owner.host, owner.pid)
+    assert row["started_at"] is not None and row["started_at"] <= row["finished_at"]
+    run = runs.get_run(queued.id, db=db)
+    assert [(i.name, i.state, i.outputs) for i in run.instances] == [("echo", "succeeded", 7)]
+    assert runs.run_queued(queued.id, wf, {"n": 7}, db=db, settings=settings) is None
+    db.dispose()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from terrapipe.core.context import RunStore
+from terrapipe.core.flusher import Flushing, shared_flusher
 from terrapipe.core.owner import Owner
 from terrapipe.core.plan import Instance, RunPlan, utcnow
 from terrapipe.core.states import STATE_TEXT, NodeState, RunState
@@ -91,8 +92,7 @@ class StoreRuntime:
         self._previous: dict[tuple[str, str | None], str] = {}
         self._last_flush = time.monotonic()
         self._progress: dict[str, float] = {}
-        self._writer: threading.Thread | None = None
-        self._writer_stop = threading.Event()
+        self._writer: Flushing | None = None  # registered with the process's flusher
         # A snapshot of the keys that exist lets a miss skip the database; a result another
         # process stores meanwhile is at worst computed twice (results are keyed).
         task_names = sorted({n.task.name for n in plan.workflow.nodes.values()})
@@ -228,22 +228,20 @@ class StoreRuntime:
             self.flush()
 
     def start_writer(self) -> None:
-        """Flush from a background thread every ``flush_interval`` so the scheduler never
-        waits for the database."""
+        """Flush every ``flush_interval`` from the process's background flusher (one
+        thread for every run), so the scheduler never waits for the database and a long
+        node still sees a cancel."""
+        if self._writer is None:
+            self._writer = shared_flusher(self.flush_interval).add(self._background_flush)
 
-        def loop() -> None:
-            while not self._writer_stop.wait(self.flush_interval):
-                self.recorder.run(progress=self.run_progress())
-                self.recorder.flush()
-                if runstore.cancel_requested(self.db, self.run_id):
-                    self.cancel_event.set()
-
-        self._writer_stop.clear()
-        self._writer = threading.Thread(target=loop, name="terrapipe-writer", daemon=True)
-        self._writer.start()
+    def _background_flush(self) -> None:
+        self.recorder.run(progress=self.run_progress())
+        self.recorder.flush()
+        if runstore.cancel_requested(self.db, self.run_id):
+            self.cancel_event.set()
 
     def stop_writer(self) -> None:
+        """No more background flushes of this run (one in progress is waited for)."""
         if self._writer is not None:
-            self._writer_stop.set()
-            self._writer.join()
+            shared_flusher(self.flush_interval).remove(self._writer)
             self._writer = None

@@ -29,6 +29,7 @@ class RunJob:
     workers: int | None = None  # pool size, for engines that have one
     on_update: Callable[[RunPlan], Any] | None = None  # progress, at most every 0.1 s
     own_db: bool = False  # the engine disposes ``store.db`` once the run is handed off / over
+    claimed: bool = False  # already recorded running, owned by this process (a runner's claim)
 
 
 class Engine(Protocol):

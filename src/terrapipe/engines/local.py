@@ -105,7 +105,8 @@ class LocalEngine:
             artifacts=store.artifacts,
             settings=store.settings,
         )
-        runtime.mark_started(current_owner())
+        if not job.claimed:  # a runner's claim recorded it running, under its owner
+            runtime.mark_started(current_owner())
         engine = LocalEngine(job.workers or store.settings.workers, grace=self.grace)
 
         def go() -> RunPlan:
