@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("terrapipe.flusher")
@@ -19,14 +20,16 @@ log = logging.getLogger("terrapipe.flusher")
 class Flushing:
     """A run's registration: what to call every interval, and whether it still wants it."""
 
-    def __init__(self, flush: Callable[[], None]) -> None:
+    def __init__(self, flush: Callable[[], None], due: float) -> None:
         self.flush = flush
+        self.due = due  # monotonic time of its next flush
         self.active = True
         self.busy = threading.Lock()  # held while its flush runs
 
 
 class Flusher:
-    """Calls each registered ``flush`` every ``interval`` seconds, on one daemon thread."""
+    """Calls each registered ``flush`` every ``interval`` seconds from its registration
+    (as a thread of its own would), on one daemon thread."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
@@ -37,9 +40,10 @@ class Flusher:
 
     def add(self, flush: Callable[[], None]) -> Flushing:
         """Flush ``flush`` every interval from now on, until :meth:`remove`."""
-        entry = Flushing(flush)
+        entry = Flushing(flush, time.monotonic() + self.interval)
         with self._lock:
             self._registered.append(entry)
+            self._wake.set()  # a new run: the loop recomputes when to wake
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="terrapipe-writer", daemon=True
@@ -58,10 +62,12 @@ class Flusher:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(self.interval)
             with self._lock:
                 entries = list(self._registered)
+            now = time.monotonic()
             for entry in entries:
+                if entry.due > now:
+                    continue
                 with entry.busy:
                     if not entry.active:
                         continue
@@ -69,6 +75,12 @@ class Flusher:
                         entry.flush()
                     except Exception:  # noqa: BLE001 - one run's failure must not stop others
                         log.exception("a background flush failed; the run's final flush retries")
+                    entry.due = time.monotonic() + self.interval
+            with self._lock:
+                soonest = min((e.due for e in self._registered), default=None)
+            wait = self.interval if soonest is None else max(0.0, soonest - time.monotonic())
+            self._wake.wait(wait)
+            self._wake.clear()
 
 
 _shared: Flusher | None = None
