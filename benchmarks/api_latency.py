@@ -10,6 +10,11 @@ With ``--anchor pygeoapi`` it measures pygeoapi in the same run, the same way (i
 venv of its own under benchmarks/out/ the first time (it pins other versions than ours).
 
     .venv/bin/python benchmarks/api_latency.py [--clients 100] [--seconds 30] [--anchor pygeoapi]
+        [--rate REQUESTS_PER_S] [--jobs N] [--workers N]
+
+Closed loop by default (each client's next request as soon as the last is answered: the
+machine saturates and the latencies are mostly the queue); ``--rate`` paces the clients
+to a fixed total request rate and counts each latency from the request's scheduled start.
 
 Targets (issue 13): submit p99 < 50 ms, status p99 < 20 ms, steady from the first to the
 last 5 s, at 10x pygeoapi's request rate or more.
