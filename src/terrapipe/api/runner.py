@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from terrapipe import runs
@@ -78,6 +79,8 @@ class Runner:
         self.stop = threading.Event()
         self._active: set[str] = set()
         self._changed = threading.Condition()
+        # a thread per job cost a tenth of a one-node job: ``jobs`` threads take turns
+        self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="terrapipe-job")
 
     def serve(self, *, parent: int | None = None) -> None:
         """Execute handed runs until :attr:`stop` is set (or ``parent`` has exited)."""
@@ -107,9 +110,7 @@ class Runner:
         for row in rows:
             with self._changed:
                 self._active.add(row["id"])
-            threading.Thread(
-                target=self._run_one, args=(row,), name=f"terrapipe-job-{row['id'][:12]}"
-            ).start()
+            self._pool.submit(self._run_one, row)
         return len(rows)
 
     def _run_one(self, row: dict[str, Any]) -> None:
@@ -142,6 +143,10 @@ class Runner:
                 error=error,
                 finished_at=runstore.utcnow(),
             )
+
+    def close(self) -> None:
+        """Let the job threads go (call once :meth:`wait_idle` says nothing runs)."""
+        self._pool.shutdown(wait=True)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the runs in hand to finish; whether they did."""
@@ -176,6 +181,7 @@ def main() -> None:
         if not runner.wait_idle(10.0):
             log.warning("jobs still running at shutdown; they will be found interrupted")
             os._exit(0)
+        runner.close()
 
 
 if __name__ == "__main__":
