@@ -194,10 +194,12 @@ class StoreRuntime:
         if failed:
             shown = ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
             error = f"{len(failed)} node(s) failed: {shown}"
+        self.record_fresh()
         self.recorder.run(
             state=state, finished_at=utcnow(), error=error, progress=self.run_progress()
         )
-        self.maybe_flush(force=True)
+        self.recorder.flush()  # no look for a cancel: the run is over
+        self._last_flush = time.monotonic()
         return state
 
     def record_fresh(self) -> None:

@@ -233,7 +233,9 @@ class LocalEngine:
             for _ in threads:
                 work.put(_STOP)
             runtime.stop_writer()
-            runtime.maybe_flush(force=True)
+            # buffered, not written: the run's outcome (recorded next, by the caller) writes
+            # them with the run's final state, in one transaction
+            runtime.record_fresh()
             if on_update is not None:
                 on_update(plan)
 
