@@ -148,12 +148,6 @@ def test_unknown_job_is_the_clients_404_with_no_such_job(client) -> None:
         assert unknown in err.value.data.detail, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server: an object-valued output is sent bare ({'wc': {'words': .., 'file': {..}}});"
-    " OGC API - Processes 1.0 results.yaml allows per output only inlineOrRefData"
-    " (a plain non-object value, a qualifiedInputValue {'value': ..}, or a link {'href': ..})",
-)
 def test_results_of_an_object_valued_output(client, live) -> None:
     (live.data_root / "client-words.txt").write_text("alpha beta gamma")
     body = {"inputs": {"source": str(live.data_root / "client-words.txt")}}

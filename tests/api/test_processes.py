@@ -77,8 +77,8 @@ def test_async_job_status_results_and_file_link(live) -> None:
     assert status["progress"] == 100
     assert status["created"] <= status["started"] <= status["finished"]
     results = httpx.get(f"{live.url}/jobs/{job_id}/results").json()
-    assert results["wc"]["words"] == 4
-    link = results["wc"]["file"]
+    assert results["wc"]["value"]["words"] == 4  # an object output, as {"value": ...}
+    link = results["wc"]["value"]["file"]
     assert link["href"].startswith(f"{live.url}/jobs/{job_id}/files/")
     assert httpx.get(link["href"]).text == "4"
     listed = httpx.get(f"{live.url}/jobs").json()["jobs"]

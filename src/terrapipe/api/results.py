@@ -73,4 +73,16 @@ def raw_outputs(run: Any, workflow: Workflow | None) -> dict[str, Any]:
 def results_document(
     run: Any, workflow: Workflow | None, job_url: str, artifacts_root: Path
 ) -> dict[str, Any]:
-    return {k: linked(v, job_url, artifacts_root) for k, v in raw_outputs(run, workflow).items()}
+    """Output id -> its value as OGC API – Processes 1.0 ``results.yaml`` allows: a plain
+    value, a link (a file), or an object wrapped as ``{"value": {...}}`` (a bare object is
+    not allowed, and clients generated from the schema cannot read one)."""
+    return {
+        k: _inline_or_ref(linked(v, job_url, artifacts_root))
+        for k, v in raw_outputs(run, workflow).items()
+    }
+
+
+def _inline_or_ref(value: Any) -> Any:
+    if isinstance(value, dict) and "href" not in value:
+        return {"value": value}
+    return value

@@ -106,7 +106,7 @@ async def quick_submit(
     route then answers, errors included. Called by :mod:`terrapipe.api.hotpaths`; nothing
     is recorded before every check has passed."""
     kind = content_type.partition(";")[0].strip().lower()
-    if service.runner is None or not _wants_async(prefer) or kind not in ("", JSON):
+    if service.runner is None or not _wants_async(prefer) or kind != JSON:
         return None
     try:
         token_name(service, authorization)
