@@ -96,3 +96,19 @@ def test_unknown_query_parameter_on_items(live) -> None:
     r = httpx.get(f"{live.url}/collections/none/items", params={"colour": "red"})
     body = _problem(r, 400)
     assert "'colour'" in body["detail"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"}], ids=["none", "text"])
+@pytest.mark.parametrize("prefer", [None, "respond-async"])
+def test_a_body_that_is_not_json_says_what_to_send(live, headers, prefer) -> None:
+    """Sync or async, without a JSON content type the body is refused the same way, and
+    the message says what to send; nothing is recorded."""
+    before = len(httpx.get(f"{live.url}/jobs").json()["jobs"])
+    if prefer:
+        headers = {**headers, "Prefer": prefer}
+    r = httpx.post(
+        f"{live.url}/processes/sums/execution", content=b'{"inputs": {"n": 2}}', headers=headers
+    )
+    body = _problem(r, 400)
+    assert "Content-Type: application/json" in body["detail"]
+    assert len(httpx.get(f"{live.url}/jobs").json()["jobs"]) == before

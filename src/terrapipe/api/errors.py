@@ -140,8 +140,13 @@ def install(app: FastAPI) -> None:
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-            parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+            loc = tuple(err.get("loc", ()))
+            where = ".".join(str(p) for p in loc if p not in ("body", "query"))
+            message = err.get("msg", "invalid")
+            if loc == ("body",):  # no JSON object at all: say what to send
+                where = "request body"
+                message += " (send a JSON object with Content-Type: application/json)"
+            parts.append(f"{where or 'request'}: {message}")
         return problem(
             400, f"{TERRAPIPE_EXCEPTIONS}/invalid-request", "invalid request", "; ".join(parts)
         )
