@@ -18,6 +18,7 @@ gone.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -169,6 +170,8 @@ def main() -> None:
     settings = get_settings()
     with open_database(settings) as db:
         runner = Runner(db, settings, load_registry(modules), owner=current_owner(), jobs=jobs)
+        gc.collect()
+        gc.freeze()  # startup's objects stay for good: keep them out of full collections
 
         def on_signal(signum: int, frame: Any) -> None:
             runner.stop.set()
