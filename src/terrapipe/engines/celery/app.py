@@ -111,11 +111,11 @@ def task_id(run_id: str, gen: str, key: str) -> str:
     return f"{run_id}.{gen}.{key}"
 
 
-def revoke(app: Any, ids: list[str]) -> None:
+def revoke(app: Any, ids: list[str], connection: Any = None) -> None:
     """Tell every worker to discard the messages with these task ids when they arrive (a
     queued node then never starts); running ones are left to ``ctx.cancelled``."""
     if ids:
-        app.control.revoke(ids)
+        app.control.revoke(ids, connection=connection)
 
 
 def queue_of(workflow: Workflow, name: str, default: str) -> str:
