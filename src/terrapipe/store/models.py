@@ -68,6 +68,14 @@ class NodeRecord(Base):
             postgresql_where=sa.text(NODES_OPEN_SQL),
             sqlite_where=sa.text(NODES_OPEN_SQL),
         ),
+        # only nodes with a result key: most writes of a node (insert, claim, start) add
+        # nothing here
+        sa.Index(
+            "ix_nodes_cache_key",
+            "cache_key",
+            postgresql_where=sa.text("cache_key IS NOT NULL"),
+            sqlite_where=sa.text("cache_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -80,7 +88,7 @@ class NodeRecord(Base):
     task_version: Mapped[str] = mapped_column(sa.String(50))
     state: Mapped[str] = mapped_column(sa.String(20), default="pending")
     reason: Mapped[str | None] = mapped_column(sa.Text)
-    cache_key: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    cache_key: Mapped[str | None] = mapped_column(sa.String(64))
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
     error_kind: Mapped[str | None] = mapped_column(sa.String(10))

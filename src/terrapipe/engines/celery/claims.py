@@ -409,12 +409,17 @@ _STILL_OPEN_SQL = (
 
 def driver_query(conn: sa.Connection, sql: str, params: dict[str, Any], *, named: bool = False):
     """Run ``sql`` on the connection's psycopg connection directly; the cursor (rows as
-    named tuples when ``named``). For the few statements a worker runs per node: going
-    through SQLAlchemy's result machinery cost about as much as the statement itself.
+    named tuples when ``named``), valid until the next call on this connection. For the
+    few statements a worker runs per node: going through SQLAlchemy's result machinery
+    cost about as much as the statement itself.
     Errors are psycopg's own; a worker drops its connection on any error."""
     driver = conn.connection.driver_connection
     assert driver is not None
-    cursor = driver.cursor(row_factory=namedtuple_row) if named else driver.cursor()
+    cursors = getattr(driver, "_terrapipe_cursors", None)
+    if cursors is None:  # one plain and one named cursor per connection, reused
+        cursors = (driver.cursor(), driver.cursor(row_factory=namedtuple_row))
+        driver._terrapipe_cursors = cursors
+    cursor = cursors[1] if named else cursors[0]
     cursor.execute(sql, params)
     return cursor
 
