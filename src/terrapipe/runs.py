@@ -150,8 +150,8 @@ def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | 
                 finished_at=dt.datetime.now(dt.UTC),
             )
         elif run.state == RunState.RUNNING:
-            runstore.update_run(database, run.id, cancel_requested=True)
-            _cancel_on_engine(database, settings or get_settings(), run)
+            if not _cancel_on_engine(database, settings or get_settings(), run):
+                runstore.update_run(database, run.id, cancel_requested=True)
         else:
             raise InvalidInput(f"run {run.id} is already {run.state}; nothing to cancel")
         return _read(database, run.id)
@@ -160,22 +160,25 @@ def cancel_run(run_id: str, *, db: Database | None = None, settings: Settings | 
             database.dispose()
 
 
-def _cancel_on_engine(database: Database, settings: Settings, run: Run) -> None:
+def _cancel_on_engine(database: Database, settings: Settings, run: Run) -> bool:
     """An engine executing runs elsewhere may act on a cancel through an optional
-    ``cancel_active`` method (the celery engine revokes queued messages)."""
+    ``cancel_active`` method, which then records the request itself (the celery engine
+    does, under the run's lock, right before it revokes the queued messages: workers must
+    not see the cancel long before the revoke); whether one did."""
     try:
         engine = get_engine(run.engine)
     except InvalidInput:
-        return
+        return False
     cancel_active = getattr(engine, "cancel_active", None)
     if cancel_active is None:
-        return
+        return False
     recorded = (runstore.get_run_row(database, run.id) or {}).get("modules")
     try:
         wf: Workflow | None = _run_workflow(run, (), recorded)
     except (InvalidInput, WorkflowNotFound):  # not loadable here: the workers know it
         wf = None
     cancel_active(database, settings, run.id, wf)
+    return True
 
 
 def recorded_modules(modules: Iterable[str]) -> list[str]:

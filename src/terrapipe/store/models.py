@@ -21,6 +21,7 @@ from terrapipe.store.types import UTCDateTime
 RUN_STATES = tuple(s.value for s in RunState)
 NODE_STATES = tuple(s.value for s in NodeState)
 NODE_DONE_STATES = frozenset(s.value for s in NODE_FINAL)
+NODES_OPEN_SQL = "state IN ('pending', 'queued', 'running')"
 
 
 class RunRecord(Base):
@@ -56,14 +57,29 @@ class RunRecord(Base):
 class NodeRecord(Base):
     __tablename__ = "nodes"
     __table_args__ = (
+        # also the run's index (its prefix): a single node is found by (run_id, key)
         sa.UniqueConstraint("run_id", "key", name="uq_nodes_run_key"),
-        sa.Index("ix_nodes_run_state_name", "run_id", "state", "name"),
+        # open nodes only: "is anything of this run (node) still open" reads a few entries
+        # however many finished (migration 0010_core_open_nodes_index)
+        sa.Index(
+            "ix_nodes_open",
+            "run_id",
+            "name",
+            postgresql_where=sa.text(NODES_OPEN_SQL),
+            sqlite_where=sa.text(NODES_OPEN_SQL),
+        ),
+        # only nodes with a result key: most writes of a node (insert, claim, start) add
+        # nothing here
+        sa.Index(
+            "ix_nodes_cache_key",
+            "cache_key",
+            postgresql_where=sa.text("cache_key IS NOT NULL"),
+            sqlite_where=sa.text("cache_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(
-        sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"), index=True
-    )
+    run_id: Mapped[str] = mapped_column(sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(sa.String(300))
     name: Mapped[str] = mapped_column(sa.String(200))
     map_index: Mapped[int] = mapped_column(sa.Integer, default=-1)
@@ -72,7 +88,7 @@ class NodeRecord(Base):
     task_version: Mapped[str] = mapped_column(sa.String(50))
     state: Mapped[str] = mapped_column(sa.String(20), default="pending")
     reason: Mapped[str | None] = mapped_column(sa.Text)
-    cache_key: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    cache_key: Mapped[str | None] = mapped_column(sa.String(64))
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
     error_kind: Mapped[str | None] = mapped_column(sa.String(10))

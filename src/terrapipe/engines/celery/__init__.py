@@ -10,6 +10,7 @@ store until it is final.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -108,16 +109,32 @@ class CeleryEngine:
         return enqueue(app, run_id, workflow, keys, settings.default_queue, gen=gen)
 
     def cancel_active(self, db: Database, settings: Settings, run_id: str, workflow) -> None:
-        """``runs cancel`` of a running run: pending and queued nodes end ``cancelled`` at
-        once and the messages of the queued ones are revoked (workers discard them on
-        arrival); running nodes see ``ctx.cancelled`` within a third of their lease.
+        """``runs cancel`` of a running run: the request is recorded (``cancel_requested``,
+        in the transaction of :func:`claims.cancel_run`), pending and queued nodes end
+        ``cancelled`` at once and the messages of the queued ones are revoked (workers
+        discard them on arrival); running nodes see ``ctx.cancelled`` within a third of
+        their lease.
         ``workflow`` may be None (not loadable here): unexpanded nodes are then recorded
-        cancelled by the last running node to finish."""
-        queued, started = claims.cancel_run(db, run_id, workflow)
-        if not queued:
-            return
-        try:
-            app = celery_app(settings.broker_url, settings.broker_visibility_s)
-            revoke(app, [task_id(run_id, generation(started), key) for key in queued])
-        except Exception as exc:  # noqa: BLE001 - revoking only spares the messages' trip
-            _LOG.warning("run %s: revoking its queued messages failed: %s", run_id, exc)
+        cancelled by the last running node to finish.
+
+        The broker connection is made before the cancel is recorded, so the revoke goes
+        out right after the commit: a worker learns of a cancel from the database within a
+        third of a lease, and messages it takes before the revoke arrives are only skipped
+        (their nodes are final), not discarded unopened."""
+        with contextlib.ExitStack() as stack:
+            conn = None
+            try:
+                app = celery_app(settings.broker_url, settings.broker_visibility_s)
+                conn = stack.enter_context(app.connection_for_write())
+                conn.ensure_connection(max_retries=1)
+            except Exception as exc:  # noqa: BLE001 - the cancel is recorded regardless
+                _LOG.warning("run %s: cannot reach the broker to revoke: %s", run_id, exc)
+                conn = None
+            queued, started = claims.cancel_run(db, run_id, workflow)
+            if not queued or conn is None:
+                return
+            ids = [task_id(run_id, generation(started), key) for key in queued]
+            try:
+                revoke(app, ids, connection=conn)
+            except Exception as exc:  # noqa: BLE001 - revoking only spares the messages' trip
+                _LOG.warning("run %s: revoking its queued messages failed: %s", run_id, exc)

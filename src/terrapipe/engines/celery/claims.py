@@ -389,12 +389,15 @@ def _maybe_finish_run(conn: sa.Connection, view: DbView) -> RunState | None:
 # -- one node's life on a worker ---------------------------------------------------------
 # The statements a worker runs for every node, as driver SQL: building and compiling a
 # Core statement per call cost more than its round trip (a profile of 2,000 no-op nodes)
+# (Single rows are found by their id, the id by the unique (run_id, key) index: a
+# condition on the state next to run_id would let the planner pick the open-nodes index
+# instead and read the whole run for one row, as it did on a table without statistics.)
 _START_SQL = (
     "UPDATE nodes SET state = 'running', worker = %(p_worker)s, lease_until = %(p_lease)s, "
     "started_at = %(p_now)s "
-    "WHERE run_id = %(p_run)s AND key = %(p_key)s AND (state = 'queued' OR "
-    "(state = 'running' AND lease_until < %(p_now)s)) "
-    "RETURNING key, name, map_index, item, item_id, attempts, "
+    "WHERE id = (SELECT id FROM nodes WHERE run_id = %(p_run)s AND key = %(p_key)s) "
+    "AND (state = 'queued' OR (state = 'running' AND lease_until < %(p_now)s)) "
+    "RETURNING id, key, name, map_index, item, item_id, attempts, "
     "(SELECT cancel_requested FROM runs WHERE id = %(p_run)s) AS cancel_requested, "
     "(SELECT started_at FROM runs WHERE id = %(p_run)s) AS run_started"
 )
@@ -406,12 +409,17 @@ _STILL_OPEN_SQL = (
 
 def driver_query(conn: sa.Connection, sql: str, params: dict[str, Any], *, named: bool = False):
     """Run ``sql`` on the connection's psycopg connection directly; the cursor (rows as
-    named tuples when ``named``). For the few statements a worker runs per node: going
-    through SQLAlchemy's result machinery cost about as much as the statement itself.
+    named tuples when ``named``), valid until the next call on this connection. For the
+    few statements a worker runs per node: going through SQLAlchemy's result machinery
+    cost about as much as the statement itself.
     Errors are psycopg's own; a worker drops its connection on any error."""
     driver = conn.connection.driver_connection
     assert driver is not None
-    cursor = driver.cursor(row_factory=namedtuple_row) if named else driver.cursor()
+    cursors = getattr(driver, "_terrapipe_cursors", None)
+    if cursors is None:  # one plain and one named cursor per connection, reused
+        cursors = (driver.cursor(), driver.cursor(row_factory=namedtuple_row))
+        driver._terrapipe_cursors = cursors
+    cursor = cursors[1] if named else cursors[0]
     cursor.execute(sql, params)
     return cursor
 
@@ -459,6 +467,7 @@ def renew_leases(
 class Outcome:
     """What a worker learned executing one node, recorded by :func:`finish_node`."""
 
+    node_id: int  # the row's id (as start_node returned it)
     key: str
     name: str
     map_index: int
@@ -512,8 +521,7 @@ def _record_sql(cache_columns: tuple[str, ...]) -> str:
     sets = ", ".join(f'"{c}" = %({c})s' for c in _OUTCOME_COLUMNS)
     update = (
         f"UPDATE nodes SET {sets}, lease_until = NULL "
-        "WHERE run_id = %(p_run)s AND key = %(p_key)s AND state = 'running' "
-        "AND worker = %(p_worker)s"
+        "WHERE id = %(p_id)s AND state = 'running' AND worker = %(p_worker)s"
     )
     if not cache_columns:
         return update
@@ -529,8 +537,8 @@ def _record_sql(cache_columns: tuple[str, ...]) -> str:
 
 def _record_one(conn: sa.Connection, run_id: str, outcome: Outcome, worker: str) -> bool:
     """:func:`_record` for a node without recorded files, in one statement."""
-    params = _outcome_values(outcome) | {"p_run": run_id, "p_key": outcome.key}
-    params["p_worker"] = worker
+    params = _outcome_values(outcome)
+    params["p_id"], params["p_worker"] = outcome.node_id, worker
     entry = outcome.cache_entry or {}
     columns = tuple(c.name for c in cache_t.columns if c.name in entry)
     for c in columns:
@@ -556,8 +564,7 @@ def _record(db: Database, conn: sa.Connection, run_id: str, outcome: Outcome, wo
     recorded = conn.execute(
         nodes_t.update()
         .where(
-            nodes_t.c.run_id == run_id,
-            nodes_t.c.key == outcome.key,
+            nodes_t.c.id == outcome.node_id,
             nodes_t.c.state == NodeState.RUNNING.value,
             nodes_t.c.worker == worker,
         )

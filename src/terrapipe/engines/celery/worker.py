@@ -518,6 +518,7 @@ def _run(
         return f"retry in {runtime.retry_in:g}s"
     ok = inst.state == NodeState.SUCCEEDED
     outcome = claims.Outcome(
+        node_id=row.id,
         key=inst.key,
         name=inst.name,
         map_index=inst.map_index,
