@@ -2,7 +2,7 @@
 
 SQLite gives a column declared ``JSON`` NUMERIC affinity, which turned stored JSON text
 that reads as a number into a number (``20.0`` -> ``20``, a 20-digit int -> a float);
-migration 0010 gives those columns TEXT affinity.
+migration 0011 gives those columns TEXT affinity.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_cached_outputs_keep_their_type_and_value(db: Database) -> None:
 
 
 def test_upgrade_forgets_entries_sqlite_had_turned_into_numbers(tmp_path: Path) -> None:
-    """A database at 0009 with a number-stored output: after the upgrade that entry is gone
+    """A database at 0010 with a number-stored output: after the upgrade that entry is gone
     (it is recomputed), a text-stored one is kept, and no artifact row is lost."""
     from alembic import command
     from alembic.config import Config
@@ -71,7 +71,7 @@ def test_upgrade_forgets_entries_sqlite_had_turned_into_numbers(tmp_path: Path) 
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0009_core_run_indexes")
+        command.upgrade(cfg, "0010_core_open_nodes_index")
     db.dispose()
     raw = sqlite3.connect(tmp_path / "old.db")
     now = "2026-01-01 00:00:00.000000"

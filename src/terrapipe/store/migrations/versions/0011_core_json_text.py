@@ -8,14 +8,14 @@ no table rebuild, so no foreign-key cascade fires). Cache entries already stored
 number cannot be told apart from what they were, so they are forgotten: the next run
 computes them again. PostgreSQL stores JSON as JSON and is left alone.
 
-Revision ID: 0010_core_json_text
-Revises: 0009_core_run_indexes
+Revision ID: 0011_core_json_text
+Revises: 0010_core_open_nodes_index
 """
 
 from alembic import op
 
-revision = "0010_core_json_text"
-down_revision = "0009_core_run_indexes"
+revision = "0011_core_json_text"
+down_revision = "0010_core_open_nodes_index"
 branch_labels = None
 depends_on = None
 
