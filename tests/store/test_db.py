@@ -131,6 +131,15 @@ def _hold_write_lock(path: str, seconds: float, held: threading.Event) -> None:
     con.close()
 
 
+def _locked_for(path: str, seconds: float) -> threading.Thread:
+    """A thread holding the write lock of ``path`` for ``seconds``, once it holds it."""
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, seconds, held))
+    holder.start()
+    assert held.wait(5)
+    return holder
+
+
 def _table(tmp_path) -> tuple[Database, str]:
     db = open_database(get_settings(home=tmp_path))
     with db.begin() as conn:
@@ -145,10 +154,7 @@ def _count(db: Database) -> int:
 
 def test_write_polling_takes_the_lock_soon_after_its_release(tmp_path) -> None:
     db, path = _table(tmp_path)
-    held = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(path, 0.2, held))
-    holder.start()
-    held.wait(5)
+    holder = _locked_for(path, 0.2)
     t0 = time.monotonic()
     db.write_polling(lambda conn: conn.execute(sa.text("INSERT INTO t VALUES (1)")))
     waited = time.monotonic() - t0
@@ -164,10 +170,7 @@ def test_write_polling_takes_the_lock_soon_after_its_release(tmp_path) -> None:
 
 def test_write_polling_gives_up_after_its_timeout_and_rolls_back_on_error(tmp_path) -> None:
     db, path = _table(tmp_path)
-    held = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(path, 0.5, held))
-    holder.start()
-    held.wait(5)
+    holder = _locked_for(path, 0.5)
     insert = sa.text("INSERT INTO t VALUES (1)")
     with pytest.raises(sa.exc.OperationalError, match="locked"):
         db.write_polling(lambda conn: conn.execute(insert), timeout=0.1)

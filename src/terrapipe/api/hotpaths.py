@@ -19,6 +19,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from terrapipe.api.errors import domain_problem
+from terrapipe.api.routers.jobs import status_response
+from terrapipe.api.routers.landing import base_url
+from terrapipe.api.routers.processes import quick_submit
 from terrapipe.api.service import Service
 from terrapipe.errors import TerrapipeError
 
@@ -51,16 +54,12 @@ class HotPaths:
         await self.app(scope, receive, send)
 
     def _status(self, scope: Scope, job_id: str) -> Answer | None:
-        from terrapipe.api.routers.jobs import status_response
-
         try:
-            return status_response(self.service, job_id, _base_url(scope))
+            return status_response(self.service, job_id, base_url(Request(scope)))
         except TerrapipeError as exc:  # the store cannot be read
             return domain_problem(exc)
 
     async def _execute(self, scope: Scope, receive: Receive, send: Send, process: str) -> None:
-        from terrapipe.api.routers.processes import quick_submit
-
         body, more, whole = await _read_body(receive, self.service.settings.api_max_body)
         if whole:
             request = Request(scope)
@@ -72,7 +71,7 @@ class HotPaths:
                     content_type=request.headers.get("content-type", ""),
                     prefer=request.headers.get("prefer"),
                     authorization=request.headers.get("authorization"),
-                    base=_base_url(scope),
+                    base=base_url(request),
                 )
             except TerrapipeError as exc:  # recording failed (the store is down, say)
                 answer = domain_problem(exc)
@@ -80,10 +79,6 @@ class HotPaths:
                 await answer(scope, receive, send)
                 return
         await self.app(scope, _replay(body, more, receive), send)
-
-
-def _base_url(scope: Scope) -> str:
-    return str(Request(scope).base_url).rstrip("/")
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool, bool]:
