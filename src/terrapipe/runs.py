@@ -224,6 +224,33 @@ def _check_engine(engine: Any, database: Database, settings: Settings) -> None:
         check(database, settings)
 
 
+def _job(
+    database: Database,
+    settings: Settings,
+    run_id: str,
+    wf: Workflow,
+    params: dict[str, Any],
+    *,
+    force: bool,
+    workers: int | None,
+    on_update: Callable[[RunPlan], Any] | None,
+    own_db: bool,
+    claimed: bool = False,
+) -> RunJob:
+    """What an engine is given to execute a recorded run."""
+    return RunJob(
+        run_id=run_id,
+        workflow=wf,
+        params=params,
+        store=RunStore(database, ArtifactStore(settings.artifacts_dir), settings),
+        force=force,
+        workers=workers,
+        on_update=on_update,
+        own_db=own_db,
+        claimed=claimed,
+    )
+
+
 def _hand_off(
     database: Database,
     own: bool,
@@ -237,20 +264,19 @@ def _hand_off(
     workers: int | None,
     on_update: Callable[[RunPlan], Any] | None,
     wait: bool,
-    claimed: bool = False,
 ) -> Run:
     """Give a recorded run to its engine; the finished run (``wait``) or the run as now
     recorded."""
-    job = RunJob(
-        run_id=run_id,
-        workflow=wf,
-        params=params,
-        store=RunStore(database, ArtifactStore(settings.artifacts_dir), settings),
+    job = _job(
+        database,
+        settings,
+        run_id,
+        wf,
+        params,
         force=force,
         workers=workers,
         on_update=on_update,
         own_db=own and not wait,
-        claimed=claimed,
     )
     plan = get_engine(engine).run(job, wait=wait)
     if plan is not None:  # the run just executed here: build it from memory, not the store
@@ -388,28 +414,30 @@ def run_queued(
     force: bool = False,
     db: Database,
     settings: Settings,
-) -> Run | None:
+) -> str | None:
     """Execute, here and now on the local engine, a run recorded by ``submit(runner=...)``
-    for this process; None when it is no longer queued (dismissed meanwhile).
+    for this process: its final state, or None when it is no longer queued (dismissed
+    meanwhile). Read the run itself with :func:`get_run`: the job runner, which calls this
+    for every job, has no use for it.
 
     The claim is conditional on the run being ``queued``, so a run cancelled between the
     runner's look and its claim is left alone."""
     if not runstore.claim_queued(db, run_id):
         return None
-    return _hand_off(
+    job = _job(
         db,
-        False,
         settings,
         run_id,
         workflow,
         dict(params),
-        engine="local",
         force=force,
         workers=None,
         on_update=None,
-        wait=True,
+        own_db=False,
         claimed=True,
     )
+    plan = get_engine("local").run(job, wait=True)
+    return plan.final_state() if plan is not None and plan.finished else RunState.CANCELLED
 
 
 def resume_run(

@@ -102,8 +102,7 @@ def test_a_claimed_job_runs_once_under_the_runner_that_owns_it(tp_home: Path) ->
         db, [runs.queued_record(wf, {"n": 7}, runner=owner, settings=settings)]
     )
     assert queued.state == "queued"
-    done = runs.run_queued(queued.id, wf, {"n": 7}, db=db, settings=settings)
-    assert done is not None and done.state == "succeeded"
+    assert runs.run_queued(queued.id, wf, {"n": 7}, db=db, settings=settings) == "succeeded"
     row = runstore.get_run_row(db, queued.id)
     assert (row["owner_host"], row["owner_pid"]) == (owner.host, owner.pid)
     assert row["started_at"] is not None and row["started_at"] <= row["finished_at"]

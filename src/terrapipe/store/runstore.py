@@ -8,6 +8,7 @@ of transactions, not 30,000. A crash loses at most the last interval; a rerun re
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Iterable
@@ -156,15 +157,18 @@ def queued_owned_runs(db: Database, owner_host: str, owner_pid: int, *, limit: i
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
+_CLAIM = (
+    runs_t.update()
+    .where(runs_t.c.id == sa.bindparam("run_id"), runs_t.c.state == RunState.QUEUED)
+    .values(state=RunState.RUNNING, started_at=sa.bindparam("now"))
+)
+
+
 def claim_queued(db: Database, run_id: str) -> bool:
     """Move a ``queued`` run to ``running`` for the process about to execute it; False if it
     is no longer queued (cancelled meanwhile)."""
     with db.begin() as conn:
-        result = conn.execute(
-            runs_t.update()
-            .where(runs_t.c.id == run_id, runs_t.c.state == RunState.QUEUED)
-            .values(state=RunState.RUNNING, started_at=utcnow())
-        )
+        result = conn.execute(_CLAIM, {"run_id": run_id, "now": utcnow()})
     return result.rowcount == 1
 
 
@@ -231,87 +235,87 @@ def cancel_requested(db: Database, run_id: str) -> bool:
 ArtifactFile = tuple[str, int, str | None]  # path, size, digest (content tasks only)
 
 
+# the statements a run reads its cache through, built once (building one cost more than
+# running it)
+_CACHE_ROW = sa.select(cache_t.c.outputs, cache_t.c.artifact_dir, cache_t.c.components).where(
+    cache_t.c.key == sa.bindparam("key")
+)
+_CACHE_FILES = (
+    sa.select(artifacts_t.c.path, artifacts_t.c.size, artifacts_t.c.digest)
+    .where(artifacts_t.c.cache_key == sa.bindparam("key"))
+    .order_by(artifacts_t.c.id)
+)
+
+
 def cache_row(db: Database, key: str) -> dict[str, Any] | None:
     """A cache entry's outputs, artifact folder, components and (under ``files``) the files
     recorded in its artifact folder."""
-    with db.begin() as conn:
-        row = (
-            conn.execute(
-                sa.select(cache_t.c.outputs, cache_t.c.artifact_dir, cache_t.c.components).where(
-                    cache_t.c.key == key
-                )
-            )
-            .mappings()
-            .first()
-        )
+    with db.engine.connect() as conn:  # reads: the transaction ends when it closes
+        row = conn.execute(_CACHE_ROW, {"key": key}).mappings().first()
         if row is None:
             return None
         out = dict(row)
         out["files"] = []
         if out["artifact_dir"] is not None:
-            out["files"] = [
-                (r[0], r[1], r[2])
-                for r in conn.execute(
-                    sa.select(artifacts_t.c.path, artifacts_t.c.size, artifacts_t.c.digest)
-                    .where(artifacts_t.c.cache_key == key)
-                    .order_by(artifacts_t.c.id)
-                )
-            ]
+            out["files"] = [(r[0], r[1], r[2]) for r in conn.execute(_CACHE_FILES, {"key": key})]
     return out
 
 
-def _recent_runs(workflow: str) -> sa.ScalarSelect[Any]:
+def _recent_runs() -> sa.ScalarSelect[Any]:
+    """The ids of a workflow's last ``HISTORY_RUNS`` runs (bound as ``workflow``)."""
     return (
         sa.select(runs_t.c.id)
-        .where(runs_t.c.workflow == workflow)
+        .where(runs_t.c.workflow == sa.bindparam("workflow"))
         .order_by(runs_t.c.created_at.desc())
         .limit(HISTORY_RUNS)
         .scalar_subquery()
     )
 
 
+_HISTORY_FILES = (
+    sa.select(artifacts_t.c.cache_key, artifacts_t.c.path, artifacts_t.c.size)
+    .add_columns(artifacts_t.c.digest)
+    .where(
+        artifacts_t.c.cache_key.in_(
+            sa.select(nodes_t.c.cache_key)
+            .where(
+                nodes_t.c.run_id.in_(_recent_runs()),
+                nodes_t.c.state.in_(("succeeded", "cached")),
+                nodes_t.c.cache_key.is_not(None),
+            )
+            .distinct()
+        )
+    )
+    .order_by(artifacts_t.c.id)
+)
+_HISTORY = (
+    sa.select(
+        nodes_t.c.name,
+        nodes_t.c.item_id,
+        nodes_t.c.cache_key,
+        sa.cast(cache_t.c.outputs, sa.Text).label("outputs"),
+        cache_t.c.artifact_dir,
+    )
+    .select_from(nodes_t.join(cache_t, cache_t.c.key == nodes_t.c.cache_key))
+    .where(nodes_t.c.run_id.in_(_recent_runs()), nodes_t.c.state.in_(("succeeded", "cached")))
+    .order_by(nodes_t.c.id)
+)
+
+
 def history_files(db: Database, workflow: str) -> dict[str, list[ArtifactFile]]:
     """Recorded artifact files of the results :func:`history` returns, by cache key: one
     query per run, so checking a cached result's files costs no database round trip."""
-    keys = (
-        sa.select(nodes_t.c.cache_key)
-        .where(
-            nodes_t.c.run_id.in_(_recent_runs(workflow)),
-            nodes_t.c.state.in_(("succeeded", "cached")),
-            nodes_t.c.cache_key.is_not(None),
-        )
-        .distinct()
-    )
-    query = (
-        sa.select(artifacts_t.c.cache_key, artifacts_t.c.path, artifacts_t.c.size)
-        .add_columns(artifacts_t.c.digest)
-        .where(artifacts_t.c.cache_key.in_(keys))
-        .order_by(artifacts_t.c.id)
-    )
     out: dict[str, list[ArtifactFile]] = {}
-    with db.begin() as conn:
-        for key, path, size, digest in conn.execute(query):
+    with db.engine.connect() as conn:
+        for key, path, size, digest in conn.execute(_HISTORY_FILES, {"workflow": workflow}):
             out.setdefault(key, []).append((path, size, digest))
     return out
 
 
 def history(db: Database, workflow: str) -> list[dict[str, Any]]:
     """Successful node results of the last few runs of a workflow, oldest first."""
-    recent = _recent_runs(workflow)
-    query = (
-        sa.select(
-            nodes_t.c.name,
-            nodes_t.c.item_id,
-            nodes_t.c.cache_key,
-            sa.cast(cache_t.c.outputs, sa.Text).label("outputs"),
-            cache_t.c.artifact_dir,
-        )
-        .select_from(nodes_t.join(cache_t, cache_t.c.key == nodes_t.c.cache_key))
-        .where(nodes_t.c.run_id.in_(recent), nodes_t.c.state.in_(("succeeded", "cached")))
-        .order_by(nodes_t.c.id)
-    )
-    with db.begin() as conn:
-        rows = conn.execute(query).all()
+    with db.engine.connect() as conn:
+        rows = conn.execute(_HISTORY, {"workflow": workflow}).all()
     return [
         {
             "name": r[0],
@@ -324,6 +328,18 @@ def history(db: Database, workflow: str) -> list[dict[str, Any]]:
     ]
 
 
+_PREVIOUS_KEYS = (
+    sa.select(nodes_t.c.name, nodes_t.c.item_id, nodes_t.c.cache_key)
+    .where(
+        nodes_t.c.run_id.in_(_recent_runs()),
+        nodes_t.c.run_id != sa.bindparam("run_id"),
+        nodes_t.c.state.in_(("succeeded", "cached")),
+        nodes_t.c.cache_key.is_not(None),
+    )
+    .order_by(nodes_t.c.id)
+)
+
+
 def previous_keys(
     conn: sa.Connection, workflow: str, *, exclude_run: str
 ) -> dict[tuple[str, str | None], str]:
@@ -331,32 +347,23 @@ def previous_keys(
     workflow's last few runs other than ``exclude_run``: what :func:`history` gives the
     local engine, without the outputs (a worker of a distributed engine reads it once per
     run)."""
-    recent = (
-        sa.select(runs_t.c.id)
-        .where(runs_t.c.workflow == workflow)
-        .order_by(runs_t.c.created_at.desc())
-        .limit(HISTORY_RUNS)
-        .scalar_subquery()
-    )
-    query = (
-        sa.select(nodes_t.c.name, nodes_t.c.item_id, nodes_t.c.cache_key)
-        .where(
-            nodes_t.c.run_id.in_(recent),
-            nodes_t.c.run_id != exclude_run,
-            nodes_t.c.state.in_(("succeeded", "cached")),
-            nodes_t.c.cache_key.is_not(None),
-        )
-        .order_by(nodes_t.c.id)
-    )
-    return {(r[0], r[1]): r[2] for r in conn.execute(query)}
+    return {
+        (r[0], r[1]): r[2]
+        for r in conn.execute(_PREVIOUS_KEYS, {"workflow": workflow, "run_id": exclude_run})
+    }
+
+
+_CACHE_KEYS = (
+    sa.select(cache_t.c.key)
+    .where(cache_t.c.task_name.in_(sa.bindparam("names", expanding=True)))
+    .limit(sa.bindparam("limit"))
+)
 
 
 def cache_keys(db: Database, task_names: list[str], *, limit: int) -> set[str] | None:
     """Every cache key of these tasks, or None if there are more than ``limit``."""
-    with db.begin() as conn:
-        rows = conn.execute(
-            sa.select(cache_t.c.key).where(cache_t.c.task_name.in_(task_names)).limit(limit + 1)
-        ).all()
+    with db.engine.connect() as conn:
+        rows = conn.execute(_CACHE_KEYS, {"names": task_names, "limit": limit + 1}).all()
     return None if len(rows) > limit else {r[0] for r in rows}
 
 
@@ -417,6 +424,17 @@ def bulk_upsert(
     conn.exec_driver_sql(sql, params)
 
 
+@functools.lru_cache(maxsize=64)
+def _run_update(columns: tuple[str, ...]) -> sa.Update:
+    """``UPDATE runs SET <columns> WHERE id = :run_id_``, built once per set of columns
+    (values bound as ``v_<column>``): a run's flushes repeat the same few."""
+    return (
+        runs_t.update()
+        .where(runs_t.c.id == sa.bindparam("run_id_"))
+        .values({c: sa.bindparam(f"v_{c}", type_=runs_t.c[c].type) for c in columns})
+    )
+
+
 class RunRecorder:
     """Buffers node and cache writes of one run; :meth:`flush` writes them in one go.
 
@@ -469,4 +487,7 @@ class RunRecorder:
                 if nodes:
                     bulk_upsert(self.db, conn, nodes_t, list(nodes.values()), ("run_id", "key"))
                 if run:
-                    conn.execute(runs_t.update().where(runs_t.c.id == self.run_id).values(**run))
+                    conn.execute(
+                        _run_update(tuple(sorted(run))),
+                        {"run_id_": self.run_id, **{f"v_{k}": v for k, v in run.items()}},
+                    )
