@@ -37,13 +37,15 @@ class Flusher:
         self._registered: list[Flushing] = []
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._wakes_at = 0.0  # when the loop next wakes by itself (monotonic)
 
     def add(self, flush: Callable[[], None]) -> Flushing:
         """Flush ``flush`` every interval from now on, until :meth:`remove`."""
         entry = Flushing(flush, time.monotonic() + self.interval)
         with self._lock:
             self._registered.append(entry)
-            self._wake.set()  # a new run: the loop recomputes when to wake
+            if entry.due < self._wakes_at:  # due before the loop wakes: wake it now
+                self._wake.set()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="terrapipe-writer", daemon=True
@@ -78,7 +80,10 @@ class Flusher:
                     entry.due = time.monotonic() + self.interval
             with self._lock:
                 soonest = min((e.due for e in self._registered), default=None)
-            wait = self.interval if soonest is None else max(0.0, soonest - time.monotonic())
+                wait = self.interval if soonest is None else max(0.0, soonest - time.monotonic())
+                # an entry is due an interval after it is added, so never before the loop
+                # wakes by itself: waking the loop for every new run only cost (see add)
+                self._wakes_at = time.monotonic() + wait
             self._wake.wait(wait)
             self._wake.clear()
 

@@ -224,11 +224,15 @@ def restart_run(db: Database, run_id: str, *, from_states: tuple[str, ...], **va
     return True
 
 
+_CANCEL_REQUESTED = sa.select(runs_t.c.cancel_requested).where(
+    runs_t.c.id == sa.bindparam("run_id")
+)
+
+
 def cancel_requested(db: Database, run_id: str) -> bool:
-    with db.begin() as conn:
-        return bool(
-            conn.execute(sa.select(runs_t.c.cancel_requested).where(runs_t.c.id == run_id)).scalar()
-        )
+    """Whether someone asked to cancel the run (read by its engine while it runs)."""
+    with db.engine.connect() as conn:
+        return bool(conn.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar())
 
 
 # -- cache -----------------------------------------------------------------------------
