@@ -13,7 +13,7 @@ from terrapipe import runs
 from terrapipe.api.auth import require_token, token_name
 from terrapipe.api.describe import job_status, process_description, process_summary
 from terrapipe.api.errors import ApiError
-from terrapipe.api.inputs import fetch_url, needs_fetch, resolve_inputs
+from terrapipe.api.inputs import fetch_url, needs_fetch, resolve_inputs, url_target
 from terrapipe.api.responses import JSON, json_response
 from terrapipe.api.results import raw_outputs, results_document
 from terrapipe.api.routers.landing import base_url
@@ -158,7 +158,10 @@ def _execute(
         service.data_roots,
         catalog=service.catalog_path,
         fetch=lambda name, url: fetch_url(
-            name, url, service.settings.home_dir / "inputs", max_bytes=service.max_download
+            name,
+            url,
+            url_target(url, service.settings.home_dir / "inputs"),
+            max_bytes=service.max_download,
         ),
     )
     wanted = list(body.outputs) if body.outputs else None
