@@ -408,3 +408,192 @@ def test_a_failed_refresh_keeps_the_file_it_had(tmp_path) -> None:
         with pytest.raises(ApiError, match="answered 500"):
             fetch_url("source", url, target, max_bytes=1000)
         assert _identity(target) == before and target.read_bytes() == b"kept words"
+
+
+# -- async jobs: the download is the executor's, not the request's ---------------------
+def _job(http: httpx.Client, job_id: str, states: set[str], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = http.get(f"/jobs/{job_id}").json()
+        if status["status"] in states:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not reach {states}: {status}")
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+# the runner's two ways in: the plain-ASGI front, and the FastAPI route (a query string
+# sends the request past the front); and the embedded app without a runner process
+WAYS = [
+    pytest.param(True, "", id="runner-front"),
+    pytest.param(True, "?way=route", id="runner-route"),
+    pytest.param(False, "", id="no-runner"),
+]
+
+
+@pytest.mark.parametrize(("runner", "query"), WAYS)
+def test_an_async_job_answers_before_its_url_is_downloaded(tmp_path, runner, query) -> None:
+    from terrapipe import runs
+    from terrapipe.store import runstore
+
+    origin = Origin(b"slow river delta", etag=True)
+    origin.hold = threading.Event()
+    with origin_server(origin) as base, live_service(tmp_path, runner=runner) as live:
+        url = f"{base}/held.txt"
+        try:
+            r = live.http.post(
+                f"/processes/count-words/execution{query}",
+                json={"inputs": {"source": url}},
+                headers=ASYNC,
+                timeout=5,
+            )
+            assert r.status_code == 201, r.text
+            assert r.json()["status"] == "accepted"
+            assert origin.bodies == 0  # answered while the server holds the file
+            job_id = r.json()["jobID"]
+            _wait_for(lambda: len(origin.requests) == 1)  # the download has begun
+            assert live.http.get(f"/jobs/{job_id}").json()["status"] == "accepted"
+        finally:
+            origin.hold.set()
+        assert _job(live.http, job_id, {"successful", "failed"})["status"] == "successful"
+        results = live.http.get(f"/jobs/{job_id}/results").json()
+        assert results["wc"]["value"]["words"] == _words(origin.body) == 3
+        # the run records the local path it read, and the URL that path came from
+        assert runs.get_run(job_id, db=live.service.db).params == {"source": _kept_file(live, url)}
+        assert runstore.get_run_row(live.service.db, job_id)["input_urls"] == {"source": url}
+
+        origin.hold = None
+        origin.body = b"the river changed its course"
+        r = live.post("count-words", {"source": url}, headers=ASYNC)
+        assert r.status_code == 201
+        job_id = r.json()["jobID"]
+        assert _job(live.http, job_id, {"successful", "failed"})["status"] == "successful"
+        results = live.http.get(f"/jobs/{job_id}/results").json()
+        assert results["wc"]["value"]["words"] == _words(origin.body) == 5
+        assert origin.requests[-1]["If-None-Match"]  # revalidated, as a sync job is
+
+
+@pytest.mark.parametrize(("runner", "query"), WAYS)
+def test_an_async_job_whose_url_fails_ends_failed_naming_the_input(tmp_path, runner, query) -> None:
+    origin = Origin(b"")
+    origin.status = 404
+    with origin_server(origin) as base, live_service(tmp_path, runner=runner) as live:
+        url = f"{base}/missing.tif"
+        r = live.http.post(
+            f"/processes/count-words/execution{query}",
+            json={"inputs": {"source": url}},
+            headers=ASYNC,
+        )
+        assert r.status_code == 201, r.text
+        status = _job(live.http, r.json()["jobID"], {"successful", "failed"})
+        assert status["status"] == "failed"
+        assert "'source'" in status["message"] and url in status["message"]
+        assert "404" in status["message"]
+        results = live.http.get(f"/jobs/{status['jobID']}/results")
+        assert results.status_code == 400
+        assert results.headers["content-type"].startswith("application/problem+json")
+        assert "'source'" in results.json()["detail"] and url in results.json()["detail"]
+
+
+def test_a_job_dismissed_while_its_url_downloads_never_runs(tmp_path) -> None:
+    origin = Origin(b"never counted")
+    origin.hold = threading.Event()
+    with origin_server(origin) as base, live_service(tmp_path, runner=True) as live:
+        try:
+            r = live.post("count-words", {"source": f"{base}/d.txt"}, headers=ASYNC)
+            job_id = r.json()["jobID"]
+            _wait_for(lambda: len(origin.requests) == 1)
+            assert live.http.delete(f"/jobs/{job_id}").json()["status"] == "dismissed"
+        finally:
+            origin.hold.set()
+        from terrapipe import runs
+
+        _wait_for(lambda: origin.bodies == 1)
+        time.sleep(0.3)  # the runner has the file; it must not run the job now
+        run = runs.get_run(job_id, db=live.service.db)
+        assert run.state == "cancelled" and run.instances == []
+
+
+def test_terrapipe_serve_runner_process_downloads_an_async_url_input(live) -> None:
+    """The same through ``terrapipe serve`` (the live fixture): the job runner process
+    reads the URL from the run store and downloads it; the 201 came first."""
+    origin = Origin(b"a b c d e f", etag=True)
+    origin.hold = threading.Event()
+    with origin_server(origin) as base:
+        try:
+            r = httpx.post(
+                f"{live.url}/processes/count-words/execution",
+                json={"inputs": {"source": f"{base}/six.txt"}},
+                headers=ASYNC,
+                timeout=5,
+            )
+            assert r.status_code == 201, r.text
+            assert origin.bodies == 0
+            job_id = r.json()["jobID"]
+            _wait_for(lambda: len(origin.requests) == 1)
+        finally:
+            origin.hold.set()
+        with httpx.Client(base_url=live.url) as http:
+            status = _job(http, job_id, {"successful", "failed"})
+        assert status["status"] == "successful", status
+        results = httpx.get(f"{live.url}/jobs/{job_id}/results").json()
+        assert results["wc"]["value"]["words"] == _words(origin.body) == 6
+
+
+@pytest.mark.postgres
+@pytest.mark.e2e
+def test_a_celery_service_downloads_an_async_url_input_in_the_background(tmp_path) -> None:
+    """No runner process (a broker is set): a server thread downloads, then hands the run
+    to a real Celery worker; the 201 came first, and a 404 URL fails the job."""
+    from tests.api.conftest import serve, stop
+    from tests.engines.celery_support import make_env
+    from tests.pg import create_pg_database, drop_pg_database
+
+    origin = Origin(b"one fish two fish", etag=True)
+    origin.hold = threading.Event()
+    pg_url = create_pg_database("tp_urlin")
+    cel = make_env(tmp_path, pg_url)
+    try:
+        cel.start_worker("--module", FLOWS, "-c", "1")
+        proc, url = serve(cel.env, "--module", FLOWS)
+        try:
+            with origin_server(origin) as base, httpx.Client(base_url=url, timeout=10) as http:
+                try:
+                    r = http.post(
+                        "/processes/count-words/execution",
+                        json={"inputs": {"source": f"{base}/fish.txt"}},
+                        headers=ASYNC,
+                    )
+                    assert r.status_code == 201, r.text
+                    assert origin.bodies == 0
+                    job_id = r.json()["jobID"]
+                    _wait_for(lambda: len(origin.requests) == 1)
+                finally:
+                    origin.hold.set()
+                status = _job(http, job_id, {"successful", "failed"}, timeout=60)
+                assert status["status"] == "successful", status
+                words = http.get(f"/jobs/{job_id}/results").json()["wc"]["value"]["words"]
+                assert words == _words(origin.body) == 4
+                engine = cel.cli_json("runs", "show", job_id)[1]["engine"]
+
+                origin.hold, origin.status = None, 404
+                r = http.post(
+                    "/processes/count-words/execution",
+                    json={"inputs": {"source": f"{base}/gone.txt"}},
+                    headers=ASYNC,
+                )
+                failed = _job(http, r.json()["jobID"], {"successful", "failed"}, timeout=60)
+        finally:
+            stop(proc)
+    finally:
+        cel.stop_all()
+        drop_pg_database(pg_url)
+    assert engine == "celery"
+    assert failed["status"] == "failed" and "'source'" in failed["message"]
+    assert "/gone.txt" in failed["message"]

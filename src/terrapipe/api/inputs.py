@@ -5,6 +5,12 @@ and symlinks), an ``http(s)`` URL, or ``catalog:ENTRY_ID`` (a downloaded catalog
 Any other path is refused with 403 naming the input, and never opened. A string
 parameter that happens to name an existing local file (an ROI given as a vector file) is
 held to the same rule.
+
+A URL is downloaded to ``$TERRAPIPE_HOME/inputs/<sha256(url)>/<name>`` and revalidated
+with the server on every job that names it (:func:`fetch_url`). A synchronous execution
+downloads in the request (the client waits anyway); an async job is recorded at once with
+the local path as its parameter and the URL noted with the run (:class:`LaterFetches`),
+and whoever executes it downloads first (:func:`fetch_inputs`).
 """
 
 from __future__ import annotations
@@ -16,14 +22,18 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terrapipe.api.errors import ApiError
 from terrapipe.core.workflow import Workflow
 
+if TYPE_CHECKING:
+    from terrapipe.store.db import Database
+
 URL_SCHEMES = ("http://", "https://")
 SIDECAR = ".fetch.json"  # beside a fetched file: the validators the server gave for it
 LOCK = ".fetch.lock"  # held while one URL is fetched: one fetcher at a time per URL
+MAX_DOWNLOAD = 2 << 30  # the largest URL input fetched (the job runner's limit)
 
 
 def plain_value(value: Any) -> Any:
@@ -65,16 +75,21 @@ def _looks_like_local_file(value: str) -> bool:
         return False
 
 
-def needs_fetch(workflow: Workflow, inputs: Mapping[str, Any]) -> bool:
-    """Whether any file input of the request is a URL (to be downloaded)."""
-    declared = workflow.params
-    for name, raw in inputs.items():
-        value = plain_value(raw)
-        param = declared.get(name)
-        is_file = param is not None and param.type is Path and isinstance(value, str)
-        if is_file and value.startswith(URL_SCHEMES):
-            return True
-    return False
+class LaterFetches:
+    """The ``fetch`` of :func:`resolve_inputs` for an async job: no download in the
+    request; each URL input becomes the local path it will be downloaded to
+    (:func:`url_target`), and is noted in :attr:`urls` (input name -> URL) for whoever
+    executes the job (:func:`fetch_inputs`)."""
+
+    __slots__ = ("folder", "urls")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.urls: dict[str, str] = {}
+
+    def __call__(self, name: str, url: str) -> Path:
+        self.urls[name] = url
+        return url_target(url, self.folder)
 
 
 def resolve_inputs(
@@ -177,6 +192,30 @@ def fetch_url(name: str, url: str, target: Path, *, max_bytes: int, timeout: flo
             title="store unavailable",
         ) from None
     return target
+
+
+def fetch_inputs(
+    db: Database,
+    run_id: str,
+    urls: Mapping[str, str],
+    params: Mapping[str, Any],
+    *,
+    max_bytes: int = MAX_DOWNLOAD,
+) -> bool:
+    """Download the URL inputs of queued run ``run_id`` (input name -> URL), each to the
+    path its parameter names, before the run executes: in the job runner, or a background
+    thread of the server. Whether they are all in place; if one is not, the run is ended
+    ``failed`` with the error naming the input and the URL (a failure on its input when
+    the URL answered wrongly), and its job's results give that error."""
+    from terrapipe import runs
+
+    try:
+        for name, url in urls.items():
+            fetch_url(name, url, Path(params[name]), max_bytes=max_bytes)
+    except ApiError as exc:
+        runs.fail_unstarted(run_id, exc.detail, input_error=exc.status < 500, db=db)
+        return False
+    return True
 
 
 class _Unchanged(Exception):
