@@ -39,6 +39,7 @@ __all__ = [
     "NodeView",
     "Run",
     "cancel_run",
+    "fail_unstarted",
     "get_run",
     "get_run_status",
     "list_runs",
@@ -376,11 +377,16 @@ def queued_record(
     settings: Settings,
     modules: Iterable[str] = (),
     force: bool = False,
+    input_urls: Mapping[str, str] | None = None,
+    engine: str = "local",
 ) -> dict[str, Any]:
     """The row of a local run handed to ``runner`` (``submit(runner=...)`` without the
     insert): for a caller that records many at once (:func:`record_queued`).
 
-    Parameters are checked here: a bad one raises before anything is recorded."""
+    Parameters are checked here: a bad one raises before anything is recorded.
+    ``input_urls`` (input name -> URL): file inputs ``runner`` downloads, to the path the
+    parameter names, before it executes the run (:func:`run_queued`); ``engine``: the one
+    ``runner`` hands the run to (it executes a local run itself)."""
     resolved = workflow.validate().resolve_params(params)
     now = dt.datetime.now(dt.UTC)
     return {
@@ -388,9 +394,10 @@ def queued_record(
         "workflow": workflow.name,
         "workflow_version": workflow.version,
         "params": encode_outputs(resolved),
-        "engine": "local",
+        "engine": engine,
         "force": force,
         "modules": recorded_modules(modules) or None,
+        "input_urls": dict(input_urls) if input_urls else None,
         "created_at": now,
         "expires_at": now + dt.timedelta(days=settings.run_expiry_days),
         "owner_host": runner.host,
@@ -414,11 +421,13 @@ def run_queued(
     force: bool = False,
     db: Database,
     settings: Settings,
+    engine: str = "local",
 ) -> str | None:
     """Execute, here and now on the local engine, a run recorded by ``submit(runner=...)``
     for this process: its final state, or None when it is no longer queued (dismissed
     meanwhile). Read the run itself with :func:`get_run`: the job runner, which calls this
-    for every job, has no use for it.
+    for every job, has no use for it. With another ``engine`` (celery) the claimed run is
+    handed to it instead (``running``: it goes on there).
 
     The claim is conditional on the run being ``queued``, so a run cancelled between the
     runner's look and its claim is left alone."""
@@ -436,8 +445,21 @@ def run_queued(
         own_db=False,
         claimed=True,
     )
+    if engine != "local":
+        get_engine(engine).run(job, wait=False)
+        return RunState.RUNNING
     plan = get_engine("local").run(job, wait=True)
     return plan.final_state() if plan is not None and plan.finished else RunState.CANCELLED
+
+
+def fail_unstarted(run_id: str, error: str, *, input_error: bool = False, db: Database) -> bool:
+    """End ``failed`` a run its engine never took (its URL inputs could not be downloaded,
+    or its engine refused it), with ``error``; ``input_error``: it failed on its input
+    (a 4xx for the service, exit 2 for the CLI). Conditional on the run being active, so a
+    run dismissed meanwhile stays dismissed; whether this call ended it."""
+    return runstore.fail_active(
+        db, run_id, error=error, error_kind="input" if input_error else None
+    )
 
 
 def resume_run(

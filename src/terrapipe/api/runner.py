@@ -118,10 +118,16 @@ class Runner:
         run_id = row["id"]
         try:
             workflow = self.registry.get(row["workflow"], row["workflow_version"])
+            params = decode_outputs(row["params"] or {})
+            if row.get("input_urls"):  # URL inputs: downloaded here, not in the request
+                from terrapipe.api.inputs import fetch_inputs
+
+                if not fetch_inputs(self.db, run_id, row["input_urls"], params):
+                    return
             runs.run_queued(
                 run_id,
                 workflow,
-                decode_outputs(row["params"] or {}),
+                params,
                 force=bool(row["force"]),
                 db=self.db,
                 settings=self.settings,

@@ -91,6 +91,7 @@ class Run:
     finished_at: dt.datetime | None
     expires_at: dt.datetime | None
     instances: list[NodeView] = field(default_factory=list)
+    error_kind: str | None = None  # "input": failed on its input before any node ran
 
     @property
     def nodes(self) -> dict[str, NodeView | list[NodeView]]:
@@ -109,7 +110,10 @@ class Run:
 
     @property
     def failed_on_input(self) -> bool:
-        """Failed, and every failed node failed on bad input (not a broken task)."""
+        """Failed, and every failed node failed on bad input (not a broken task), or the run
+        failed on its input before any node ran (a URL input that could not be fetched)."""
+        if self.error_kind == "input" and self.state == RunState.FAILED:
+            return True
         failed = [i for i in self.instances if i.state == NodeState.FAILED]
         return bool(failed) and all(i.error_kind == "input" for i in failed)
 
@@ -191,6 +195,7 @@ def run_from_rows(row: Mapping[str, Any], node_rows: Iterable[Mapping[str, Any]]
         finished_at=row["finished_at"],
         expires_at=row["expires_at"],
         instances=instances,
+        error_kind=row.get("error_kind"),
     )
 
 

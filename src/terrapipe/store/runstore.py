@@ -136,7 +136,7 @@ def active_owned_runs(db: Database, host: str) -> list[dict[str, Any]]:
 
 def queued_owned_runs(db: Database, owner_host: str, owner_pid: int, *, limit: int) -> list:
     """The oldest runs still ``queued`` that were handed to process ``owner_pid`` on
-    ``owner_host`` (a runner): id, workflow, workflow_version, params, force."""
+    ``owner_host`` (a runner): id, workflow, workflow_version, params, force, input_urls."""
     query = (
         sa.select(
             runs_t.c.id,
@@ -144,6 +144,7 @@ def queued_owned_runs(db: Database, owner_host: str, owner_pid: int, *, limit: i
             runs_t.c.workflow_version,
             runs_t.c.params,
             runs_t.c.force,
+            runs_t.c.input_urls,
         )
         .where(
             runs_t.c.state == RunState.QUEUED,
@@ -169,6 +170,18 @@ def claim_queued(db: Database, run_id: str) -> bool:
     is no longer queued (cancelled meanwhile)."""
     with db.begin() as conn:
         result = conn.execute(_CLAIM, {"run_id": run_id, "now": utcnow()})
+    return result.rowcount == 1
+
+
+def fail_active(db: Database, run_id: str, *, error: str, error_kind: str | None) -> bool:
+    """End a run ``failed`` if it is still active (a run cancelled meanwhile stays so);
+    whether this call did."""
+    with db.begin() as conn:
+        result = conn.execute(
+            runs_t.update()
+            .where(runs_t.c.id == run_id, runs_t.c.state.in_(sorted(RUN_ACTIVE)))
+            .values(state=RunState.FAILED, error=error, error_kind=error_kind, finished_at=utcnow())
+        )
     return result.rowcount == 1
 
 
@@ -216,7 +229,14 @@ def restart_run(db: Database, run_id: str, *, from_states: tuple[str, ...], **va
         result = conn.execute(
             runs_t.update()
             .where(runs_t.c.id == run_id, runs_t.c.state.in_(from_states))
-            .values(state="running", cancel_requested=False, finished_at=None, error=None, **values)
+            .values(
+                state="running",
+                cancel_requested=False,
+                finished_at=None,
+                error=None,
+                error_kind=None,
+                **values,
+            )
         )
         if result.rowcount != 1:
             return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -13,13 +15,20 @@ from terrapipe import runs
 from terrapipe.api.auth import require_token, token_name
 from terrapipe.api.describe import job_status, process_description, process_summary
 from terrapipe.api.errors import ApiError
-from terrapipe.api.inputs import fetch_url, needs_fetch, resolve_inputs
+from terrapipe.api.inputs import (
+    LaterFetches,
+    fetch_inputs,
+    fetch_url,
+    resolve_inputs,
+    url_target,
+)
 from terrapipe.api.responses import JSON, json_response
 from terrapipe.api.results import raw_outputs, results_document
 from terrapipe.api.routers.landing import base_url
 from terrapipe.api.service import Service, get_service
 
 router = APIRouter(tags=["processes"])
+log = logging.getLogger("terrapipe.api")
 
 
 class ExecuteRequest(BaseModel):
@@ -80,14 +89,14 @@ async def execute(
 ) -> Response:
     workflow = service.workflow(processID)
     base = base_url(request)
-    quick = service.runner is not None and not needs_fetch(workflow, body.inputs)
-    if quick and _wants_async(prefer):
-        # the hot path: check the inputs, record the job for the runner process, answer;
-        # a few quick queries, inline (no hop to a thread)
+    if service.runner is not None and _wants_async(prefer):
+        # the hot path: check the inputs, record the job for the runner process (which
+        # downloads URL inputs), answer; a few quick queries, inline (no hop to a thread)
+        later = LaterFetches(service.settings.home_dir / "inputs")
         params = resolve_inputs(
-            workflow, body.inputs, service.data_roots, catalog=service.catalog_path
+            workflow, body.inputs, service.data_roots, catalog=service.catalog_path, fetch=later
         )
-        return await _hand_to_runner(service, workflow, params, base)
+        return await _hand_to_runner(service, workflow, params, base, later.urls)
     return await run_in_threadpool(_execute, workflow, body, prefer, base, service)
 
 
@@ -101,9 +110,9 @@ async def quick_submit(
     authorization: str | None,
     base: str,
 ) -> Response | None:
-    """The 201 of an ordinary async submit (a runner process, JSON inputs that need no
-    download, a valid token when auth is on); None for anything else, which the FastAPI
-    route then answers, errors included. Called by :mod:`terrapipe.api.hotpaths`; nothing
+    """The 201 of an ordinary async submit (a runner process, JSON inputs, a valid token
+    when auth is on; the runner downloads URL inputs); None for anything else, which the
+    FastAPI route then answers, errors included. Called by :mod:`terrapipe.api.hotpaths`; nothing
     is recorded before every check has passed."""
     kind = content_type.partition(";")[0].strip().lower()
     if service.runner is None or not _wants_async(prefer) or kind != JSON:
@@ -112,22 +121,34 @@ async def quick_submit(
         token_name(service, authorization)
         request = ExecuteRequest.model_validate_json(body)
         workflow = service.workflow(process)
-        if needs_fetch(workflow, request.inputs):
-            return None
+        later = LaterFetches(service.settings.home_dir / "inputs")
         params = resolve_inputs(
-            workflow, request.inputs, service.data_roots, catalog=service.catalog_path
+            workflow, request.inputs, service.data_roots, catalog=service.catalog_path, fetch=later
         )
-        row = runs.queued_record(workflow, params, runner=service.runner, settings=service.settings)
+        row = runs.queued_record(
+            workflow,
+            params,
+            runner=service.runner,
+            settings=service.settings,
+            input_urls=later.urls,
+        )
     except Exception:  # noqa: BLE001 - the FastAPI route answers it, with the right error
         return None
     return await _record_for_runner(service, row, base)
 
 
 async def _hand_to_runner(
-    service: Service, workflow: Any, params: dict[str, Any], base: str
+    service: Service,
+    workflow: Any,
+    params: dict[str, Any],
+    base: str,
+    input_urls: dict[str, str] | None = None,
 ) -> Response:
-    """Record the job for the runner process and answer 201."""
-    row = runs.queued_record(workflow, params, runner=service.runner, settings=service.settings)
+    """Record the job for the runner process (which downloads ``input_urls`` first) and
+    answer 201."""
+    row = runs.queued_record(
+        workflow, params, runner=service.runner, settings=service.settings, input_urls=input_urls
+    )
     return await _record_for_runner(service, row, base)
 
 
@@ -150,20 +171,29 @@ def _accepted(run: Any, base: str) -> Response:
 def _execute(
     workflow: Any, body: ExecuteRequest, prefer: str | None, base: str, service: Service
 ) -> Response:
-    """Execution that may wait (a URL input to download, a synchronous run, no runner
-    process): in a thread of the pool."""
+    """Execution that may wait (a synchronous run, no runner process): in a thread of the
+    pool. A synchronous run downloads its URL inputs here (errors: 400 naming the input);
+    an async job is recorded at once and downloads them in a background thread
+    (:func:`_fetch_then_run`). Either way the run's parameter is the local path the URL
+    was (or will be) downloaded to, and an async job records the URL beside it."""
+    folder = service.settings.home_dir / "inputs"
+    later = LaterFetches(folder)
     params = resolve_inputs(
         workflow,
         body.inputs,
         service.data_roots,
         catalog=service.catalog_path,
-        fetch=lambda name, url: fetch_url(
-            name, url, service.settings.home_dir / "inputs", max_bytes=service.max_download
+        fetch=later
+        if _wants_async(prefer)
+        else lambda name, url: fetch_url(
+            name, url, url_target(url, folder), max_bytes=service.max_download
         ),
     )
     wanted = list(body.outputs) if body.outputs else None
     common = {"db": service.db, "settings": service.settings, "engine": service.engine}
     if _wants_async(prefer):
+        if later.urls:
+            return _accepted(_fetch_in_background(workflow, params, later.urls, service), base)
         if service.runner is not None:
             run = runs.submit(workflow, params, runner=service.runner, **common)
         else:
@@ -188,6 +218,48 @@ def _execute(
             )
         doc = {k: v for k, v in doc.items() if k in wanted}
     return JSONResponse(doc, headers=headers)
+
+
+def _fetch_in_background(
+    workflow: Any, params: dict[str, Any], urls: dict[str, str], service: Service
+) -> Any:
+    """An async job with URL inputs and no runner process: record it ``queued`` and owned
+    by this process (so it is found ``interrupted`` if the process dies before it ends),
+    then download and hand it to the service's engine in a background thread."""
+    from terrapipe.core.owner import current_owner
+
+    row = runs.queued_record(
+        workflow,
+        params,
+        runner=current_owner(),
+        settings=service.settings,
+        input_urls=urls,
+        engine=service.engine,
+    )
+    (run,) = runs.record_queued(service.db, [row])
+    threading.Thread(
+        target=_fetch_then_run,
+        args=(run.id, workflow, params, urls, service),
+        name=f"terrapipe-fetch-{run.id[:12]}",
+    ).start()
+    return run
+
+
+def _fetch_then_run(
+    run_id: str, workflow: Any, params: dict[str, Any], urls: dict[str, str], service: Service
+) -> None:
+    """Download the URL inputs, then execute the run (local engine, in this thread) or
+    hand it to Celery; whatever fails ends the run ``failed``, with a message."""
+    db = service.db
+    try:
+        if not fetch_inputs(db, run_id, urls, params, max_bytes=service.max_download):
+            return
+        runs.run_queued(
+            run_id, workflow, params, db=db, settings=service.settings, engine=service.engine
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded on the run: nobody else would see it
+        log.warning("job %s could not run: %s: %s", run_id, type(exc).__name__, exc)
+        runs.fail_unstarted(run_id, f"the job could not run: {type(exc).__name__}: {exc}", db=db)
 
 
 def job_failed(run: Any) -> ApiError:
