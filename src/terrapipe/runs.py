@@ -385,8 +385,12 @@ def queued_record(
 
     Parameters are checked here: a bad one raises before anything is recorded.
     ``input_urls`` (input name -> URL): file inputs ``runner`` downloads, to the path the
-    parameter names, before it executes the run (:func:`run_queued`); ``engine``: the one
+    parameter names, before it executes the run (:func:`run_queued`), recorded scrubbed and
+    with any credential sealed (:func:`terrapipe.transfer.secrets.seal_urls`; the runner
+    opens them with :func:`~terrapipe.transfer.secrets.open_urls`); ``engine``: the one
     ``runner`` hands the run to (it executes a local run itself)."""
+    from terrapipe.transfer.secrets import seal_urls
+
     resolved = workflow.validate().resolve_params(params)
     now = dt.datetime.now(dt.UTC)
     return {
@@ -397,7 +401,7 @@ def queued_record(
         "engine": engine,
         "force": force,
         "modules": recorded_modules(modules) or None,
-        "input_urls": dict(input_urls) if input_urls else None,
+        "input_urls": seal_urls(dict(input_urls), settings.home_dir) if input_urls else None,
         "created_at": now,
         "expires_at": now + dt.timedelta(days=settings.run_expiry_days),
         "owner_host": runner.host,

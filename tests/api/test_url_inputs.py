@@ -59,7 +59,7 @@ def _handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             with origin.lock:
-                origin.requests.append(dict(self.headers))
+                origin.requests.append({**dict(self.headers), "path": self.path})
             if origin.hold is not None:
                 origin.hold.wait(30)
             if origin.status != 200:
@@ -466,7 +466,9 @@ def test_an_async_job_answers_before_its_url_is_downloaded(tmp_path, runner, que
         assert results["wc"]["value"]["words"] == _words(origin.body) == 3
         # the run records the local path it read, and the URL that path came from
         assert runs.get_run(job_id, db=live.service.db).params == {"source": _kept_file(live, url)}
-        assert runstore.get_run_row(live.service.db, job_id)["input_urls"] == {"source": url}
+        assert runstore.get_run_row(live.service.db, job_id)["input_urls"] == {
+            "source": {"url": url}
+        }
 
         origin.hold = None
         origin.body = b"the river changed its course"
@@ -477,6 +479,39 @@ def test_an_async_job_answers_before_its_url_is_downloaded(tmp_path, runner, que
         results = live.http.get(f"/jobs/{job_id}/results").json()
         assert results["wc"]["value"]["words"] == _words(origin.body) == 5
         assert origin.requests[-1]["If-None-Match"]  # revalidated, as a sync job is
+
+
+@pytest.mark.parametrize(("runner", "query"), WAYS)
+def test_a_url_inputs_credentials_are_not_kept_in_clear(tmp_path, runner, query) -> None:
+    """A URL with a password and a token reaches its server whole, but the run store keeps
+    it scrubbed and sealed: neither secret is anywhere in the database's files."""
+    import base64
+
+    from terrapipe.store import runstore
+
+    origin = Origin(b"braided channels of the delta")
+    with origin_server(origin) as base, live_service(tmp_path, runner=runner) as live:
+        host = base.split("//", 1)[1]
+        url = f"http://reader:s3cretpw@{host}/private.txt?token=tok4567xyz&page=1"
+        r = live.http.post(
+            f"/processes/count-words/execution{query}",
+            json={"inputs": {"source": url}},
+            headers=ASYNC,
+        )
+        assert r.status_code == 201, r.text
+        job_id = r.json()["jobID"]
+        assert _job(live.http, job_id, {"successful", "failed"})["status"] == "successful"
+        results = live.http.get(f"/jobs/{job_id}/results").json()
+        assert results["wc"]["value"]["words"] == _words(origin.body) == 5
+        seen = origin.requests[-1]
+        assert seen["path"] == "/private.txt?token=tok4567xyz&page=1"
+        assert seen["Authorization"] == "Basic " + base64.b64encode(b"reader:s3cretpw").decode()
+        kept = runstore.get_run_row(live.service.db, job_id)["input_urls"]["source"]
+        assert kept["url"] == f"http://***@{host}/private.txt?token=***&page=1"
+        assert "s3cretpw" not in json.dumps(kept) and "tok4567xyz" not in json.dumps(kept)
+    for path in (tmp_path / "home").glob("terrapipe.db*"):
+        data = path.read_bytes()
+        assert b"s3cretpw" not in data and b"tok4567xyz" not in data, path.name
 
 
 @pytest.mark.parametrize(("runner", "query"), WAYS)

@@ -121,8 +121,10 @@ class Runner:
             params = decode_outputs(row["params"] or {})
             if row.get("input_urls"):  # URL inputs: downloaded here, not in the request
                 from terrapipe.api.inputs import fetch_inputs
+                from terrapipe.transfer.secrets import open_urls
 
-                if not fetch_inputs(self.db, run_id, row["input_urls"], params):
+                urls = open_urls(row["input_urls"], self.settings.home_dir)
+                if not fetch_inputs(self.db, run_id, urls, params):
                     return
             runs.run_queued(
                 run_id,

@@ -53,7 +53,7 @@ class RunRecord(Base):
     # user modules (.py paths made absolute, or module names) the workflow was loaded from
     modules: Mapped[list[str] | None] = mapped_column(sa.JSON, nullable=True)
     # URL file inputs (name -> URL), downloaded to their parameter's path before the run
-    input_urls: Mapped[dict[str, str] | None] = mapped_column(sa.JSON, nullable=True)
+    input_urls: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     # "input" when the run failed on its input before any node ran (a URL that failed)
     error_kind: Mapped[str | None] = mapped_column(sa.String(10))
 
