@@ -426,6 +426,7 @@ def run_queued(
     db: Database,
     settings: Settings,
     engine: str = "local",
+    claimed: bool = False,
 ) -> str | None:
     """Execute, here and now on the local engine, a run recorded by ``submit(runner=...)``
     for this process: its final state, or None when it is no longer queued (dismissed
@@ -434,8 +435,10 @@ def run_queued(
     handed to it instead (``running``: it goes on there).
 
     The claim is conditional on the run being ``queued``, so a run cancelled between the
-    runner's look and its claim is left alone."""
-    if not runstore.claim_queued(db, run_id):
+    runner's look and its claim is left alone. ``claimed``: the caller claimed it already
+    (the job runner claims every run it takes in one statement, :func:`runstore.claim_many`).
+    """
+    if not claimed and not runstore.claim_queued(db, run_id):
         return None
     job = _job(
         db,

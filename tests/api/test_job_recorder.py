@@ -110,3 +110,51 @@ def test_a_claimed_job_runs_once_under_the_runner_that_owns_it(tp_home: Path) ->
     assert [(i.name, i.state, i.outputs) for i in run.instances] == [("echo", "succeeded", 7)]
     assert runs.run_queued(queued.id, wf, {"n": 7}, db=db, settings=settings) is None
     db.dispose()
+
+
+def test_the_runner_claims_its_jobs_together_and_skips_a_dismissed_one(tp_home: Path) -> None:
+    """The job runner claims the runs it takes in one statement: a run dismissed before the
+    claim is not claimed (nor run); the others run once each, under the runner."""
+    import threading
+    import time
+
+    from terrapipe.api.runner import Runner
+    from terrapipe.core.registry import WorkflowRegistry
+
+    settings = get_settings()
+    db = open_database(settings)
+    owner = current_owner()
+    wf = _workflow()
+    queued = runs.record_queued(
+        db, [runs.queued_record(wf, {"n": n}, runner=owner, settings=settings) for n in range(6)]
+    )
+    ids = [r.id for r in queued]
+    runs.cancel_run(ids[2], db=db)
+    assert runstore.claim_many(db, [ids[2]]) == set()  # dismissed: not claimable
+    registry = WorkflowRegistry()
+    registry.add(wf)
+    runner = Runner(db, settings, registry, owner=owner, jobs=4)
+    thread = threading.Thread(target=runner.serve, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [runstore.get_run_row(db, i)["state"] for i in ids]
+            if states.count("succeeded") == 5:
+                break
+            time.sleep(0.02)
+    finally:
+        runner.stop.set()
+        thread.join(10)
+        runner.wait_idle(10)
+        runner.close()
+    assert states == ["succeeded", "succeeded", "cancelled", "succeeded", "succeeded", "succeeded"]
+    for n, run_id in enumerate(ids):
+        run = runs.get_run(run_id, db=db)
+        if n != 2:
+            assert [(i.name, i.state, i.outputs) for i in run.instances] == [
+                ("echo", "succeeded", n)
+            ]
+            assert run.started_at is not None
+    assert runs.get_run(ids[2], db=db).instances == []
+    db.dispose()

@@ -108,7 +108,12 @@ class Runner:
             self.db, self.owner.host, self.owner.pid, limit=free + len(busy)
         )
         rows = [r for r in rows if r["id"] not in busy][:free]
+        # runs to execute at once are claimed in one statement; one whose URL inputs are to
+        # be downloaded first stays queued (dismissable) until they are in place
+        claimed = runstore.claim_many(self.db, [r["id"] for r in rows if not r.get("input_urls")])
+        rows = [r for r in rows if r["id"] in claimed or r.get("input_urls")]
         for row in rows:
+            row["claimed"] = row["id"] in claimed
             with self._changed:
                 self._active.add(row["id"])
             self._pool.submit(self._run_one, row)
@@ -133,6 +138,7 @@ class Runner:
                 force=bool(row["force"]),
                 db=self.db,
                 settings=self.settings,
+                claimed=row.get("claimed", False),
             )
         except Exception as exc:  # noqa: BLE001 - recorded on the run, the runner goes on
             log.warning("job %s could not run: %s: %s", run_id, type(exc).__name__, exc)

@@ -185,6 +185,26 @@ def fail_active(db: Database, run_id: str, *, error: str, error_kind: str | None
     return result.rowcount == 1
 
 
+_CLAIM_MANY = (
+    runs_t.update()
+    .where(
+        runs_t.c.id.in_(sa.bindparam("run_ids", expanding=True)),
+        runs_t.c.state == RunState.QUEUED,
+    )
+    .values(state=RunState.RUNNING, started_at=sa.bindparam("now"))
+    .returning(runs_t.c.id)
+)
+
+
+def claim_many(db: Database, run_ids: list[str]) -> set[str]:
+    """:func:`claim_queued` for several runs in one transaction: the ids it claimed (a run
+    cancelled meanwhile is not among them)."""
+    if not run_ids:
+        return set()
+    with db.begin() as conn:
+        return set(conn.execute(_CLAIM_MANY, {"run_ids": run_ids, "now": utcnow()}).scalars())
+
+
 def mark_interrupted(
     db: Database, run_id: str, *, owner_pid: int, owner_started: str | None, error: str
 ) -> bool:
