@@ -249,6 +249,40 @@ def measure(
     return summarise(samples, start, seconds)
 
 
+def _proc_cpu() -> dict[int, tuple[int, str, float]]:
+    """Every process: pid -> (parent pid, command line, CPU seconds so far)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(entry)] = (int(fields[1]), cmd, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds used so far by ``root`` and its descendants: the job runner apart
+    (``runner``), the rest (``server``: terrapipe serve and its uvicorn workers)."""
+    procs = _proc_cpu()
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
+        grew = bool(more)
+        tree |= more
+    totals = {"server": 0.0, "runner": 0.0}
+    for pid in tree:
+        if pid in procs:
+            _, cmd, cpu = procs[pid]
+            totals["runner" if "terrapipe.api.runner" in cmd else "server"] += cpu
+    return totals
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -307,11 +341,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_terrapipe(Path(tmp) / "home", args.workers, args.jobs)
         try:
+            before, client_before = tree_cpu(proc.pid), time.process_time()
             ours = measure(url, "noop", {}, args.clients, args.seconds, args.rate)
+            after, client_after = tree_cpu(proc.pid), time.process_time()
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
         show("terrapipe", ours)
+        requests = sum(ours["all"][k]["per_s"] for k in ("submit", "status")) * args.seconds
+        jobs = ours["all"]["submit"]["per_s"] * args.seconds
+        server = (after["server"] - before["server"]) / max(requests, 1)
+        runner = (after["runner"] - before["runner"]) / max(jobs, 1)
+        client = (client_after - client_before) / max(requests, 1)
+        print(
+            f"CPU: server {server * 1e6:.0f} us/request, runner {runner * 1e6:.0f} us/job, "
+            f"clients {client * 1e6:.0f} us/request"
+        )
         if args.anchor == "pygeoapi":
             aproc, aurl = start_pygeoapi(Path(tmp))
             try:

@@ -47,8 +47,8 @@ def as_created(values: dict[str, Any]) -> dict[str, Any]:
 def create_runs(db: Database, rows: list[dict[str, Any]]) -> None:
     """Insert complete run rows (:func:`as_created`) in one transaction."""
     if rows:
-        values = [as_created(r) for r in rows]
-        db.write_polling(lambda conn: conn.execute(runs_t.insert(), values))
+        values = [as_created(r) for r in rows]  # every column: one statement for all
+        db.write_polling(lambda conn: bulk_insert(db, conn, runs_t, values))
 
 
 def create_run(db: Database, **values: Any) -> None:
@@ -438,6 +438,31 @@ def _converter(db: Database, column: sa.Column) -> Any:
     return None
 
 
+def _driver_rows(
+    db: Database, table: sa.Table, rows: list[dict[str, Any]]
+) -> tuple[list[sa.Column], list[tuple[Any, ...]]]:
+    """The columns named by ``rows[0]`` and every row as the driver takes it, each value
+    converted as SQLAlchemy would store it (:func:`_converter`)."""
+    cols = [c for c in table.columns if c.name in rows[0]]
+    names_conv = [(c.name, _converter(db, c)) for c in cols]
+    params = [
+        tuple(row.get(n) if conv is None else conv(row.get(n)) for n, conv in names_conv)
+        for row in rows
+    ]
+    return cols, params
+
+
+def bulk_insert(db: Database, conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """INSERT many rows through the driver's executemany (rows with the same keys)."""
+    if not rows:
+        return
+    cols, params = _driver_rows(db, table, rows)
+    mark = "?" if db.is_sqlite else "%s"
+    names = ", ".join(f'"{c.name}"' for c in cols)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(cols))})'
+    conn.exec_driver_sql(sql, params)
+
+
 def bulk_upsert(
     db: Database,
     conn: sa.Connection,
@@ -452,7 +477,7 @@ def bulk_upsert(
     """
     if not rows:
         return
-    cols = [c for c in table.columns if c.name in rows[0]]
+    cols, params = _driver_rows(db, table, rows)
     mark = "?" if db.is_sqlite else "%s"
     names = ", ".join(f'"{c.name}"' for c in cols)
     updates = ", ".join(f'"{c.name}" = excluded."{c.name}"' for c in cols if c.name not in conflict)
@@ -460,11 +485,6 @@ def bulk_upsert(
         f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(cols))}) '
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
     )
-    names_conv = [(c.name, _converter(db, c)) for c in cols]
-    params = [
-        tuple(row.get(n) if conv is None else conv(row.get(n)) for n, conv in names_conv)
-        for row in rows
-    ]
     conn.exec_driver_sql(sql, params)
 
 
