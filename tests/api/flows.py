@@ -46,3 +46,18 @@ def nap(ctx, seconds: float = 30.0) -> str:
 
 slow = Workflow("slow", version=1)
 slow.add_node(nap)
+
+
+@task(version=1)
+def summary(n: int = 3) -> int:
+    return n * 2
+
+
+@task(version=1, applicable=lambda ctx: ctx.params["detailed"])
+def details(detailed: bool = False) -> list[int]:
+    return [1, 2, 3]
+
+
+optional_output = Workflow("optional-output", version=1)
+optional_output.add_node(summary)
+optional_output.add_node(details)

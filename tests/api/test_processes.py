@@ -50,6 +50,21 @@ def test_raw_response_of_a_single_value(live) -> None:
     assert r.status_code == 200 and r.json() == 6.0
 
 
+def test_an_output_with_no_value_is_left_out_of_the_results_document(live) -> None:
+    """OGC API – Processes 1.0 results.yaml has no form for null: a sink skipped as not
+    applicable is absent from the document (asked for by name, an empty document), and
+    present once it runs."""
+    url = f"{live.url}/processes/optional-output/execution"
+    skipped = httpx.post(url, json={"inputs": {"n": 4}})
+    assert skipped.status_code == 200 and skipped.json() == {"summary": 8}
+    asked = httpx.post(url, json={"inputs": {}, "outputs": {"details": {}}})
+    assert asked.status_code == 200 and asked.json() == {}
+    ran = httpx.post(url, json={"inputs": {"n": 1, "detailed": True}})
+    assert ran.status_code == 200 and ran.json() == {"summary": 2, "details": [1, 2, 3]}
+    wrong = httpx.post(url, json={"inputs": {}, "outputs": {"nothing": {}}})
+    assert wrong.status_code == 400 and "'nothing'" in wrong.json()["detail"]
+
+
 def _wait(url: str, job_id: str, states: set[str], timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -75,10 +75,14 @@ def results_document(
 ) -> dict[str, Any]:
     """Output id -> its value as OGC API – Processes 1.0 ``results.yaml`` allows: a plain
     value, a link (a file), or an object wrapped as ``{"value": {...}}`` (a bare object is
-    not allowed, and clients generated from the schema cannot read one)."""
+    not allowed, and clients generated from the schema cannot read one).
+
+    An output with no value (its node was skipped as not applicable, or returned None) is
+    left out: the schema has no form for null. ``response: raw`` still gives it as null."""
     return {
         k: _inline_or_ref(linked(v, job_url, artifacts_root))
         for k, v in raw_outputs(run, workflow).items()
+        if v is not None
     }
 
 

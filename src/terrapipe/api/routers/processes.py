@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from terrapipe import runs
 from terrapipe.api.auth import require_token, token_name
-from terrapipe.api.describe import job_status, process_description, process_summary
+from terrapipe.api.describe import job_status, process_description, process_summary, sink_nodes
 from terrapipe.api.errors import ApiError
 from terrapipe.api.inputs import (
     LaterFetches,
@@ -209,12 +209,13 @@ def _execute(
         return raw_response(run, workflow, wanted, service, headers)
     doc = results_document(run, workflow, job_url, service.settings.artifacts_dir)
     if wanted:
-        unknown = sorted(set(wanted) - set(doc))
+        declared = set(sink_nodes(workflow))  # an output with no value is not unknown
+        unknown = sorted(set(wanted) - declared)
         if unknown:
             raise ApiError(
                 400,
                 "invalid-input",
-                f"unknown output {unknown[0]!r}; outputs: " + ", ".join(sorted(doc)),
+                f"unknown output {unknown[0]!r}; outputs: " + ", ".join(sorted(declared)),
             )
         doc = {k: v for k, v in doc.items() if k in wanted}
     return JSONResponse(doc, headers=headers)
