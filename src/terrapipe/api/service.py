@@ -90,6 +90,12 @@ class Service:
             roots = [Path.cwd(), self.settings.home_dir]
         return [r.expanduser().resolve() for r in roots]
 
+    @cached_property
+    def inputs_dir(self) -> Path:
+        """Where URL inputs are downloaded (``TERRAPIPE_HOME/inputs``), resolved once: every
+        submit names it, and resolving the home folder is four system calls."""
+        return self.settings.home_dir / "inputs"
+
     max_download: int = 2 << 30  # largest URL input fetched for a request
 
     def catalog_path(self, entry_id: str) -> str | None:

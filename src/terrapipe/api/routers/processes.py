@@ -92,7 +92,7 @@ async def execute(
     if service.runner is not None and _wants_async(prefer):
         # the hot path: check the inputs, record the job for the runner process (which
         # downloads URL inputs), answer; a few quick queries, inline (no hop to a thread)
-        later = LaterFetches(service.settings.home_dir / "inputs")
+        later = LaterFetches(service.inputs_dir)
         params = resolve_inputs(
             workflow, body.inputs, service.data_roots, catalog=service.catalog_path, fetch=later
         )
@@ -121,7 +121,7 @@ async def quick_submit(
         token_name(service, authorization)
         request = ExecuteRequest.model_validate_json(body)
         workflow = service.workflow(process)
-        later = LaterFetches(service.settings.home_dir / "inputs")
+        later = LaterFetches(service.inputs_dir)
         params = resolve_inputs(
             workflow, request.inputs, service.data_roots, catalog=service.catalog_path, fetch=later
         )
@@ -176,7 +176,7 @@ def _execute(
     an async job is recorded at once and downloads them in a background thread
     (:func:`_fetch_then_run`). Either way the run's parameter is the local path the URL
     was (or will be) downloaded to, and an async job records the URL beside it."""
-    folder = service.settings.home_dir / "inputs"
+    folder = service.inputs_dir
     later = LaterFetches(folder)
     params = resolve_inputs(
         workflow,
