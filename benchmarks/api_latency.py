@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -35,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
@@ -162,6 +164,7 @@ def client_loop(
     out: list,
     final: set[str],
     interval: float | None = None,
+    start_at: float = 0.0,
 ) -> None:
     """One client: submit a job, poll its status until final, again, until ``stop_at``.
 
@@ -172,8 +175,11 @@ def client_loop(
     """
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    conn.connect()  # connected before the start, as clients already talking to it are
     body = json.dumps({"inputs": inputs}).encode()
     headers = {"Content-Type": "application/json", "Prefer": "respond-async"}
+    if start_at > time.monotonic():
+        time.sleep(start_at - time.monotonic())
     due = time.monotonic() + (random.random() * interval if interval else 0.0)
 
     def next_start() -> float:
@@ -225,19 +231,24 @@ def client_loop(
     conn.close()
 
 
-def measure(
-    url: str, process: str, inputs: dict, clients: int, seconds: float, rate: float | None = None
-) -> dict:
-    """Run ``clients`` clients for ``seconds``; closed loop, or paced to ``rate`` requests
-    per second in all."""
-    results: list[list] = [[] for _ in range(clients)]
-    start = time.monotonic()
-    stop_at = start + seconds
+def _client_group(
+    url: str,
+    process: str,
+    inputs: dict,
+    clients: int,
+    start_at: float,
+    stop_at: float,
+    interval: float | None,
+    out: Any,
+) -> None:
+    """``clients`` client threads in this process; their samples and this process's CPU
+    time go to ``out`` (a queue) when they are done."""
     final = {"successful", "failed", "dismissed"}
-    interval = clients / rate if rate else None
+    results: list[list] = [[] for _ in range(clients)]
     threads = [
         threading.Thread(
-            target=client_loop, args=(url, process, inputs, stop_at, r, final, interval)
+            target=client_loop,
+            args=(url, process, inputs, stop_at, r, final, interval, start_at),
         )
         for r in results
     ]
@@ -245,8 +256,47 @@ def measure(
         t.start()
     for t in threads:
         t.join()
-    samples = [s for r in results for s in r]
-    return summarise(samples, start, seconds)
+    out.put(([s for r in results for s in r], time.process_time()))
+
+
+def measure(
+    url: str,
+    process: str,
+    inputs: dict,
+    clients: int,
+    seconds: float,
+    rate: float | None = None,
+    processes: int = 4,
+) -> tuple[dict, float]:
+    """Run ``clients`` clients for ``seconds``, spread over ``processes`` processes (a
+    hundred threads in one interpreter queue for its lock: a thread just started waited
+    seconds for its first request); closed loop, or paced to ``rate`` requests per second
+    in all. The figures, and the clients' CPU seconds."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    start = time.monotonic() + 1.0  # every client connected by then
+    stop_at = start + seconds
+    interval = clients / rate if rate else None
+    sizes = [clients // processes + (i < clients % processes) for i in range(processes)]
+    group = [
+        ctx.Process(
+            target=_client_group,
+            args=(url, process, inputs, n, start, stop_at, interval, queue),
+        )
+        for n in sizes
+        if n
+    ]
+    for p in group:
+        p.start()
+    samples: list = []
+    cpu = 0.0
+    for _ in group:
+        part, used = queue.get()
+        samples.extend(part)
+        cpu += used
+    for p in group:
+        p.join()
+    return summarise(samples, start, seconds), cpu
 
 
 def _proc_cpu() -> dict[int, tuple[int, str, float]]:
@@ -334,16 +384,26 @@ def main() -> None:
         default=None,
         help="pace the clients to this many requests/s in all (default: closed loop)",
     )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=4,
+        help="processes the client threads are spread over (1: all in this one)",
+    )
     parser.add_argument("--anchor", choices=["pygeoapi", "none"], default="none")
     args = parser.parse_args()
     mode = f"paced to {args.rate:g} req/s" if args.rate else "closed loop"
-    print(f"{args.clients} clients, {args.seconds:g} s, {mode}")
+    print(
+        f"{args.clients} clients in {args.client_processes} processes, {args.seconds:g} s, {mode}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_terrapipe(Path(tmp) / "home", args.workers, args.jobs)
         try:
-            before, client_before = tree_cpu(proc.pid), time.process_time()
-            ours = measure(url, "noop", {}, args.clients, args.seconds, args.rate)
-            after, client_after = tree_cpu(proc.pid), time.process_time()
+            before = tree_cpu(proc.pid)
+            ours, client_cpu = measure(
+                url, "noop", {}, args.clients, args.seconds, args.rate, args.client_processes
+            )
+            after = tree_cpu(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
@@ -352,7 +412,7 @@ def main() -> None:
         jobs = ours["all"]["submit"]["per_s"] * args.seconds
         server = (after["server"] - before["server"]) / max(requests, 1)
         runner = (after["runner"] - before["runner"]) / max(jobs, 1)
-        client = (client_after - client_before) / max(requests, 1)
+        client = client_cpu / max(requests, 1)
         print(
             f"CPU: server {server * 1e6:.0f} us/request, runner {runner * 1e6:.0f} us/job, "
             f"clients {client * 1e6:.0f} us/request"
@@ -360,8 +420,14 @@ def main() -> None:
         if args.anchor == "pygeoapi":
             aproc, aurl = start_pygeoapi(Path(tmp))
             try:
-                anchor = measure(
-                    aurl, "hello-world", {"name": "x"}, args.clients, args.seconds, args.rate
+                anchor, _ = measure(
+                    aurl,
+                    "hello-world",
+                    {"name": "x"},
+                    args.clients,
+                    args.seconds,
+                    args.rate,
+                    args.client_processes,
                 )
             finally:
                 aproc.send_signal(signal.SIGTERM)
