@@ -29,7 +29,7 @@ from terrapipe.core.values import encode_outputs
 from terrapipe.core.workflow import Workflow
 from terrapipe.engines import get_engine
 from terrapipe.engines.base import RunJob
-from terrapipe.errors import InvalidInput, RunNotFound, WorkflowNotFound
+from terrapipe.errors import InvalidInput, RunNotFound, StoreError, WorkflowNotFound
 from terrapipe.settings import Settings, get_settings
 from terrapipe.store import runstore
 from terrapipe.store.artifacts import ArtifactStore
@@ -40,6 +40,7 @@ __all__ = [
     "Run",
     "cancel_run",
     "fail_unstarted",
+    "fetch_inputs",
     "get_run",
     "get_run_status",
     "list_runs",
@@ -467,6 +468,34 @@ def fail_unstarted(run_id: str, error: str, *, input_error: bool = False, db: Da
     return runstore.fail_active(
         db, run_id, error=error, error_kind="input" if input_error else None
     )
+
+
+def fetch_inputs(
+    db: Database,
+    run_id: str,
+    urls: Mapping[str, str],
+    params: Mapping[str, Any],
+    *,
+    max_bytes: int | None = None,
+) -> bool:
+    """Download the URL inputs of run ``run_id`` (input name -> URL), each to the path its
+    parameter names, before the run executes: in the job runner, a background thread of
+    the server, or :func:`resume_run`. Each is revalidated with its server
+    (:func:`terrapipe.transfer.url_inputs.fetch_url`; at most ``max_bytes``, default
+    :data:`~terrapipe.transfer.url_inputs.MAX_DOWNLOAD`). Whether they are all in place; if
+    one is not, the run is ended ``failed`` with the error naming the input and the URL (a
+    failure on its input when the URL answered wrongly: a 4xx for the service, exit 2 for
+    the CLI; a local disk failure is not)."""
+    from terrapipe.transfer.url_inputs import MAX_DOWNLOAD, fetch_url
+
+    limit = MAX_DOWNLOAD if max_bytes is None else max_bytes
+    try:
+        for name, url in urls.items():
+            fetch_url(name, url, Path(params[name]), max_bytes=limit)
+    except (InvalidInput, StoreError) as exc:
+        fail_unstarted(run_id, str(exc), input_error=isinstance(exc, InvalidInput), db=db)
+        return False
+    return True
 
 
 def resume_run(

@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from terrapipe.api.app import create_app
-from terrapipe.api.errors import ApiError
-from terrapipe.api.inputs import SIDECAR, fetch_url, url_target
 from terrapipe.api.service import Service
+from terrapipe.errors import UrlInputError
 from terrapipe.settings import get_settings
 from terrapipe.store.db import open_database
+from terrapipe.transfer.url_inputs import SIDECAR, fetch_url, url_target
 
 FLOWS = str(Path(__file__).with_name("flows.py"))
 ASYNC = {"Prefer": "respond-async"}
@@ -402,10 +402,10 @@ def test_a_failed_refresh_keeps_the_file_it_had(tmp_path) -> None:
         fetch_url("source", url, target, max_bytes=1000)
         before = _identity(target)
         origin.body = b"y" * 2000
-        with pytest.raises(ApiError, match="larger than 1000 bytes"):
+        with pytest.raises(UrlInputError, match="larger than 1000 bytes"):
             fetch_url("source", url, target, max_bytes=1000)
         origin.status = 500
-        with pytest.raises(ApiError, match="answered 500"):
+        with pytest.raises(UrlInputError, match="answered 500"):
             fetch_url("source", url, target, max_bytes=1000)
         assert _identity(target) == before and target.read_bytes() == b"kept words"
 
