@@ -514,7 +514,10 @@ def resume_run(
     The run's workflow is looked up by its recorded name and version (in ``modules`` if
     given, else in the user modules recorded with the run) and executed again with its
     recorded parameters: nodes whose results were stored before the interruption come
-    back ``cached``; the rest run now.
+    back ``cached``; the rest run now. A run with URL inputs (an async job of the service
+    whose process died before or while it downloaded them) downloads them again first,
+    here, revalidated as every use of one is (:func:`fetch_inputs`); if one cannot be had,
+    the resumed run ends ``failed`` on its input, the error naming the input and the URL.
     """
     chosen = get_engine(engine)
     settings = settings or get_settings()
@@ -524,7 +527,8 @@ def resume_run(
         _check_engine(chosen, database, settings)
         mark_interrupted_runs(database)
         run = _read(database, run_id)
-        recorded = (runstore.get_run_row(database, run.id) or {}).get("modules")
+        row = runstore.get_run_row(database, run.id) or {}
+        recorded = row.get("modules")
         resume_active = getattr(chosen, "resume_active", None)
         if run.state in RUN_ACTIVE and resume_active is not None and run.engine == engine:
             # a distributed run still active (its workers stopped, messages lost): the
@@ -554,6 +558,18 @@ def resume_run(
         )
         if not restarted:
             raise InvalidInput(f"run {run.id} is being resumed elsewhere")
+        if row.get("input_urls"):  # downloaded before the crash, or not: fetched again
+            from terrapipe.transfer.secrets import open_urls
+
+            try:
+                urls = open_urls(row["input_urls"], settings.home_dir)
+            except (ValueError, OSError) as exc:  # the installation's key is gone or other
+                fail_unstarted(
+                    run.id, f"run {run.id}: its URL inputs cannot be read: {exc}", db=database
+                )
+                return _read(database, run.id)
+            if not fetch_inputs(database, run.id, urls, run.params):
+                return _read(database, run.id)
         handed = True
         return _hand_off(
             database,
