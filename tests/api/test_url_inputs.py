@@ -410,6 +410,29 @@ def test_a_failed_refresh_keeps_the_file_it_had(tmp_path) -> None:
         assert _identity(target) == before and target.read_bytes() == b"kept words"
 
 
+def test_a_download_that_cannot_be_stored_is_a_store_error_503(tmp_path) -> None:
+    """The local disk failing (here: the inputs folder is a file) is not the URL's fault:
+    a StoreError (503, exit 1), naming the input and the URL, not bad input."""
+    from terrapipe.errors import InvalidInput, StoreError
+
+    origin = Origin(b"fine bytes")
+    with origin_server(origin) as base, live_service(tmp_path) as live:
+        url = f"{base}/ok.txt"
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("")
+        with pytest.raises(StoreError, match="cannot be stored") as caught:
+            fetch_url("source", url, url_target(url, blocker), max_bytes=1000)
+        assert not isinstance(caught.value, InvalidInput)
+        assert "'source'" in str(caught.value) and url in str(caught.value)
+
+        live.service.settings.home_dir.joinpath("inputs").write_text("")
+        r = live.post("count-words", {"source": url})
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        detail = r.json()["detail"]
+        assert "'source'" in detail and url in detail and "cannot be stored" in detail
+
+
 # -- async jobs: the download is the executor's, not the request's ---------------------
 def _job(http: httpx.Client, job_id: str, states: set[str], timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
