@@ -9,7 +9,8 @@
     │   ├── GeoInputError                 RoiError (AdminNameNotFound, RoiOutsideData),
     │   │                                 RasterError (GridMismatch), VectorError
     │   ├── QueryError, HarvestError      catalog criteria / harvest sources
-    │   └── SafetyLimitExceeded, UnsupportedScheme, ProviderSettingsError, UnsafeArchive
+    │   └── SafetyLimitExceeded, UnsupportedScheme, ProviderSettingsError, UnsafeArchive,
+    │       UrlInputError                 a URL file input cannot be fetched
     ├── NotFound (LookupError)            WorkflowNotFound, RunNotFound, DatasetNotFound,
     │                                     NoDatasetsFound, NoConverter
     ├── TaskError (RuntimeError)          a task raised; TaskTimeout (TimeoutError)
@@ -157,6 +158,12 @@ class UnsupportedScheme(InvalidInput):
 
 class ProviderSettingsError(InvalidInput):
     """The provider settings file is malformed or refers to an unset variable."""
+
+
+class UrlInputError(InvalidInput):
+    """A URL file input cannot be fetched: its server answered something other than the
+    file, sent more than the size limit, or could not be reached; the message names the
+    input and the URL (credentials masked)."""
 
 
 class UnsafeArchive(InvalidInput):

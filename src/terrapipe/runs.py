@@ -29,7 +29,7 @@ from terrapipe.core.values import encode_outputs
 from terrapipe.core.workflow import Workflow
 from terrapipe.engines import get_engine
 from terrapipe.engines.base import RunJob
-from terrapipe.errors import InvalidInput, RunNotFound, WorkflowNotFound
+from terrapipe.errors import InvalidInput, RunNotFound, StoreError, WorkflowNotFound
 from terrapipe.settings import Settings, get_settings
 from terrapipe.store import runstore
 from terrapipe.store.artifacts import ArtifactStore
@@ -40,6 +40,7 @@ __all__ = [
     "Run",
     "cancel_run",
     "fail_unstarted",
+    "fetch_inputs",
     "get_run",
     "get_run_status",
     "list_runs",
@@ -469,6 +470,34 @@ def fail_unstarted(run_id: str, error: str, *, input_error: bool = False, db: Da
     )
 
 
+def fetch_inputs(
+    db: Database,
+    run_id: str,
+    urls: Mapping[str, str],
+    params: Mapping[str, Any],
+    *,
+    max_bytes: int | None = None,
+) -> bool:
+    """Download the URL inputs of run ``run_id`` (input name -> URL), each to the path its
+    parameter names, before the run executes: in the job runner, a background thread of
+    the server, or :func:`resume_run`. Each is revalidated with its server
+    (:func:`terrapipe.transfer.url_inputs.fetch_url`; at most ``max_bytes``, default
+    :data:`~terrapipe.transfer.url_inputs.MAX_DOWNLOAD`). Whether they are all in place; if
+    one is not, the run is ended ``failed`` with the error naming the input and the URL (a
+    failure on its input when the URL answered wrongly: a 4xx for the service, exit 2 for
+    the CLI; a local disk failure is not)."""
+    from terrapipe.transfer.url_inputs import MAX_DOWNLOAD, fetch_url
+
+    limit = MAX_DOWNLOAD if max_bytes is None else max_bytes
+    try:
+        for name, url in urls.items():
+            fetch_url(name, url, Path(params[name]), max_bytes=limit)
+    except (InvalidInput, StoreError) as exc:
+        fail_unstarted(run_id, str(exc), input_error=isinstance(exc, InvalidInput), db=db)
+        return False
+    return True
+
+
 def resume_run(
     run_id: str,
     *,
@@ -485,7 +514,10 @@ def resume_run(
     The run's workflow is looked up by its recorded name and version (in ``modules`` if
     given, else in the user modules recorded with the run) and executed again with its
     recorded parameters: nodes whose results were stored before the interruption come
-    back ``cached``; the rest run now.
+    back ``cached``; the rest run now. A run with URL inputs (an async job of the service
+    whose process died before or while it downloaded them) downloads them again first,
+    here, revalidated as every use of one is (:func:`fetch_inputs`); if one cannot be had,
+    the resumed run ends ``failed`` on its input, the error naming the input and the URL.
     """
     chosen = get_engine(engine)
     settings = settings or get_settings()
@@ -495,7 +527,8 @@ def resume_run(
         _check_engine(chosen, database, settings)
         mark_interrupted_runs(database)
         run = _read(database, run_id)
-        recorded = (runstore.get_run_row(database, run.id) or {}).get("modules")
+        row = runstore.get_run_row(database, run.id) or {}
+        recorded = row.get("modules")
         resume_active = getattr(chosen, "resume_active", None)
         if run.state in RUN_ACTIVE and resume_active is not None and run.engine == engine:
             # a distributed run still active (its workers stopped, messages lost): the
@@ -525,6 +558,18 @@ def resume_run(
         )
         if not restarted:
             raise InvalidInput(f"run {run.id} is being resumed elsewhere")
+        if row.get("input_urls"):  # downloaded before the crash, or not: fetched again
+            from terrapipe.transfer.secrets import open_urls
+
+            try:
+                urls = open_urls(row["input_urls"], settings.home_dir)
+            except (ValueError, OSError) as exc:  # the installation's key is gone or other
+                fail_unstarted(
+                    run.id, f"run {run.id}: its URL inputs cannot be read: {exc}", db=database
+                )
+                return _read(database, run.id)
+            if not fetch_inputs(database, run.id, urls, run.params):
+                return _read(database, run.id)
         handed = True
         return _hand_off(
             database,

@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from terrapipe.api.app import create_app
-from terrapipe.api.errors import ApiError
-from terrapipe.api.inputs import SIDECAR, fetch_url, url_target
 from terrapipe.api.service import Service
+from terrapipe.errors import UrlInputError
 from terrapipe.settings import get_settings
 from terrapipe.store.db import open_database
+from terrapipe.transfer.url_inputs import SIDECAR, fetch_url, url_target
 
 FLOWS = str(Path(__file__).with_name("flows.py"))
 ASYNC = {"Prefer": "respond-async"}
@@ -402,12 +402,35 @@ def test_a_failed_refresh_keeps_the_file_it_had(tmp_path) -> None:
         fetch_url("source", url, target, max_bytes=1000)
         before = _identity(target)
         origin.body = b"y" * 2000
-        with pytest.raises(ApiError, match="larger than 1000 bytes"):
+        with pytest.raises(UrlInputError, match="larger than 1000 bytes"):
             fetch_url("source", url, target, max_bytes=1000)
         origin.status = 500
-        with pytest.raises(ApiError, match="answered 500"):
+        with pytest.raises(UrlInputError, match="answered 500"):
             fetch_url("source", url, target, max_bytes=1000)
         assert _identity(target) == before and target.read_bytes() == b"kept words"
+
+
+def test_a_download_that_cannot_be_stored_is_a_store_error_503(tmp_path) -> None:
+    """The local disk failing (here: the inputs folder is a file) is not the URL's fault:
+    a StoreError (503, exit 1), naming the input and the URL, not bad input."""
+    from terrapipe.errors import InvalidInput, StoreError
+
+    origin = Origin(b"fine bytes")
+    with origin_server(origin) as base, live_service(tmp_path) as live:
+        url = f"{base}/ok.txt"
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("")
+        with pytest.raises(StoreError, match="cannot be stored") as caught:
+            fetch_url("source", url, url_target(url, blocker), max_bytes=1000)
+        assert not isinstance(caught.value, InvalidInput)
+        assert "'source'" in str(caught.value) and url in str(caught.value)
+
+        live.service.settings.home_dir.joinpath("inputs").write_text("")
+        r = live.post("count-words", {"source": url})
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        detail = r.json()["detail"]
+        assert "'source'" in detail and url in detail and "cannot be stored" in detail
 
 
 # -- async jobs: the download is the executor's, not the request's ---------------------

@@ -25,3 +25,18 @@ def test_core_imports_no_engine() -> None:
     loaded = json.loads(out.stdout)
     assert "terrapipe.core.execute" in loaded  # the check would see an engine if one came in
     assert [m for m in loaded if m.startswith(("terrapipe.engines", "terrapipe.runs"))] == []
+
+
+def test_runs_and_url_inputs_import_no_http_layer() -> None:
+    """``terrapipe.runs`` (which downloads a resumed run's URL inputs) and the transfer
+    module that downloads them know nothing of the HTTP service: importing them, and
+    touching what resume needs, loads neither ``terrapipe.api`` nor FastAPI."""
+    code = (
+        "import json, sys\n"
+        "import terrapipe.runs, terrapipe.transfer.url_inputs, terrapipe.transfer.secrets\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    assert "terrapipe.transfer.url_inputs" in loaded
+    assert [m for m in loaded if m.startswith(("terrapipe.api", "fastapi", "starlette"))] == []

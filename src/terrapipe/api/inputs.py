@@ -6,34 +6,24 @@ Any other path is refused with 403 naming the input, and never opened. A string
 parameter that happens to name an existing local file (an ROI given as a vector file) is
 held to the same rule.
 
-A URL is downloaded to ``$TERRAPIPE_HOME/inputs/<sha256(url)>/<name>`` and revalidated
-with the server on every job that names it (:func:`fetch_url`). A synchronous execution
-downloads in the request (the client waits anyway); an async job is recorded at once with
-the local path as its parameter and the URL noted with the run (:class:`LaterFetches`),
-and whoever executes it downloads first (:func:`fetch_inputs`).
+A URL input is handed to the ``fetch`` callable the caller gives: the download itself is
+transfer work (:mod:`terrapipe.transfer.url_inputs`). A synchronous execution downloads
+in the request (the client waits anyway, :func:`~terrapipe.transfer.url_inputs.fetch_url`);
+an async job is recorded at once with the local path as its parameter and the URL noted
+with the run (:class:`~terrapipe.transfer.url_inputs.LaterFetches`), and whoever executes
+it downloads first (:func:`terrapipe.runs.fetch_inputs`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from terrapipe.api.errors import ApiError
 from terrapipe.core.workflow import Workflow
-
-if TYPE_CHECKING:
-    from terrapipe.store.db import Database
-
-URL_SCHEMES = ("http://", "https://")
-SIDECAR = ".fetch.json"  # beside a fetched file: the validators the server gave for it
-LOCK = ".fetch.lock"  # held while one URL is fetched: one fetcher at a time per URL
-MAX_DOWNLOAD = 2 << 30  # the largest URL input fetched (the job runner's limit)
+from terrapipe.transfer.url_inputs import URL_SCHEMES
 
 
 def plain_value(value: Any) -> Any:
@@ -73,23 +63,6 @@ def _looks_like_local_file(value: str) -> bool:
         return os.path.lexists(os.path.expanduser(value))
     except (OSError, ValueError):
         return False
-
-
-class LaterFetches:
-    """The ``fetch`` of :func:`resolve_inputs` for an async job: no download in the
-    request; each URL input becomes the local path it will be downloaded to
-    (:func:`url_target`), and is noted in :attr:`urls` (input name -> URL) for whoever
-    executes the job (:func:`fetch_inputs`)."""
-
-    __slots__ = ("folder", "urls")
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.urls: dict[str, str] = {}
-
-    def __call__(self, name: str, url: str) -> Path:
-        self.urls[name] = url
-        return url_target(url, self.folder)
 
 
 def resolve_inputs(
@@ -139,221 +112,3 @@ def _catalog_path(name: str, value: str, catalog: Any, roots: list[Path]) -> str
             f"`terrapipe download` for it first",
         )
     return str(local)
-
-
-def url_target(url: str, folder: Path) -> Path:
-    """Where URL input ``url`` is kept: ``folder/<sha256(url)[:24]>/<name>``, one folder
-    per URL. ``name`` is the URL path's last segment (its suffix tells GDAL and pyogrio
-    the format), never hidden (so never one of the folder's own dot files), else
-    ``download``."""
-    from urllib.parse import urlsplit
-
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        path = ""
-    base = path.rsplit("/", 1)[-1].lstrip(".") or "download"
-    return Path(folder) / hashlib.sha256(url.encode()).hexdigest()[:24] / base
-
-
-def fetch_url(name: str, url: str, target: Path, *, max_bytes: int, timeout: float = 60.0) -> Path:
-    """Make ``target`` hold what ``url`` serves now (at most ``max_bytes``); ``target``.
-
-    Every call asks the server again, so a file that changed there is never used stale:
-    with the validators it gave last time (kept in a sidecar beside the file), a ``304``
-    keeps the file untouched; a ``200`` body is written under a temporary name and renamed
-    over the file, unless its SHA-256 is the kept file's (a server without validators
-    sending the same bytes), when the file is left untouched, so its fingerprint (size,
-    mtime) and the task cache entries keyed on it stay. Fetches of one URL take turns
-    (a lock file in its folder, across threads and processes), and a reader sees the old
-    file or the new one, never half of one. Errors are :class:`ApiError` naming the input
-    and the URL (credentials masked): 400 for what the URL answered, 503 when the file
-    cannot be stored here."""
-    import httpx
-
-    from terrapipe.transfer.secrets import scrub_url
-
-    target = Path(target)
-    shown = scrub_url(url)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with _fetch_lock(target.parent):
-            _refresh(name, url, shown, target, max_bytes=max_bytes, timeout=timeout)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise ApiError(
-            400, "invalid-input", f"input {name!r}: cannot fetch {shown}: {type(exc).__name__}"
-        ) from None
-    except OSError as exc:
-        raise ApiError(
-            503,
-            "https://terrapipe.dev/errors/store-unavailable",
-            f"input {name!r}: the download of {shown} cannot be stored: "
-            f"{type(exc).__name__}: {exc.strerror or exc}",
-            title="store unavailable",
-        ) from None
-    return target
-
-
-def fetch_inputs(
-    db: Database,
-    run_id: str,
-    urls: Mapping[str, str],
-    params: Mapping[str, Any],
-    *,
-    max_bytes: int = MAX_DOWNLOAD,
-) -> bool:
-    """Download the URL inputs of queued run ``run_id`` (input name -> URL), each to the
-    path its parameter names, before the run executes: in the job runner, or a background
-    thread of the server. Whether they are all in place; if one is not, the run is ended
-    ``failed`` with the error naming the input and the URL (a failure on its input when
-    the URL answered wrongly), and its job's results give that error."""
-    from terrapipe import runs
-
-    try:
-        for name, url in urls.items():
-            fetch_url(name, url, Path(params[name]), max_bytes=max_bytes)
-    except ApiError as exc:
-        runs.fail_unstarted(run_id, exc.detail, input_error=exc.status < 500, db=db)
-        return False
-    return True
-
-
-class _Unchanged(Exception):
-    """The body just downloaded is the kept file's bytes: keep the file."""
-
-
-def _refresh(
-    name: str, url: str, shown: str, target: Path, *, max_bytes: int, timeout: float
-) -> None:
-    import httpx
-
-    from terrapipe.store.atomic import atomic_path
-
-    sidecar = target.parent / SIDECAR
-    kept, kept_sha = _kept(target, sidecar)
-    headers = {}
-    if kept.get("etag"):
-        headers["If-None-Match"] = kept["etag"]
-    if kept.get("last_modified"):
-        headers["If-Modified-Since"] = kept["last_modified"]
-    with httpx.stream(
-        "GET", url, headers=headers, timeout=timeout, follow_redirects=True
-    ) as response:
-        if response.status_code == 304 and headers:
-            return  # the kept file is what the server has
-        if response.status_code != 200:
-            raise ApiError(
-                400, "invalid-input", f"input {name!r}: {shown} answered {response.status_code}"
-            )
-        length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            raise _too_large(name, shown, max_bytes)
-        digest = hashlib.sha256()
-        try:
-            with atomic_path(target) as tmp:
-                size = 0
-                with tmp.open("xb") as out:
-                    for chunk in response.iter_bytes(1 << 20):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise _too_large(name, shown, max_bytes)
-                        digest.update(chunk)
-                        out.write(chunk)
-                if digest.hexdigest() == kept_sha:
-                    raise _Unchanged
-                _newer_than(tmp, target)
-        except _Unchanged:
-            pass
-        validators = {
-            "etag": response.headers.get("etag"),
-            "last_modified": _strong_last_modified(response.headers),
-        }
-    _write_sidecar(sidecar, target, digest.hexdigest(), validators)
-
-
-def _too_large(name: str, shown: str, max_bytes: int) -> ApiError:
-    return ApiError(
-        400, "invalid-input", f"input {name!r}: {shown} is larger than {max_bytes} bytes"
-    )
-
-
-@contextlib.contextmanager
-def _fetch_lock(folder: Path) -> Iterator[None]:
-    """Hold the URL folder's lock file (``flock``: freed by the kernel if we die)."""
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _identity(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def _kept(target: Path, sidecar: Path) -> tuple[dict[str, Any], str | None]:
-    """The sidecar of the kept file (if it describes that very file) and its SHA-256; no
-    validators for a file the sidecar does not describe (written by an older terrapipe,
-    or changed by hand), whose SHA-256 is then computed."""
-    try:
-        st = target.stat()
-    except FileNotFoundError:
-        return {}, None
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        meta = {}
-    if isinstance(meta, dict) and meta.get("file") == _identity(st) and meta.get("sha256"):
-        return meta, meta["sha256"]
-    digest = hashlib.sha256()
-    with target.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return {}, digest.hexdigest()
-
-
-def _newer_than(tmp: Path, target: Path) -> None:
-    """Give the new file an mtime after the old one's when its size is the same, so a
-    fingerprint (size, mtime) never takes new bytes for the old ones (two downloads in
-    one tick of the file system's clock)."""
-    try:
-        old = target.stat()
-    except FileNotFoundError:
-        return
-    new = tmp.stat()
-    if new.st_size == old.st_size and new.st_mtime_ns <= old.st_mtime_ns:
-        later = old.st_mtime_ns + 1_000
-        os.utime(tmp, ns=(later, later))
-
-
-def _strong_last_modified(headers: Any) -> str | None:
-    """The response's ``Last-Modified`` if it is a strong validator (RFC 9110 8.8.2.2: at
-    least a second before the response's ``Date``); else None. A file changed within the
-    second it was served could change again under the same date, and a conditional
-    request with it would be answered ``304`` on stale bytes."""
-    from email.utils import parsedate_to_datetime
-
-    last, date = headers.get("last-modified"), headers.get("date")
-    if not last or not date:
-        return None
-    try:
-        gap = (parsedate_to_datetime(date) - parsedate_to_datetime(last)).total_seconds()
-    except (TypeError, ValueError):
-        return None
-    return last if gap >= 1 else None
-
-
-def _write_sidecar(
-    sidecar: Path, target: Path, sha256: str, validators: dict[str, str | None]
-) -> None:
-    """Record, atomically, the validators and the identity (size, mtime, inode) of the
-    file now at ``target``: a sidecar that does not match the file is not trusted."""
-    from terrapipe.store.atomic import atomic_write_text
-
-    meta = {
-        "sha256": sha256,
-        "file": _identity(target.stat()),
-        **{k: v for k, v in validators.items() if v},
-    }
-    atomic_write_text(sidecar, json.dumps(meta))

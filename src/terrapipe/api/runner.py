@@ -125,7 +125,7 @@ class Runner:
             workflow = self.registry.get(row["workflow"], row["workflow_version"])
             params = decode_outputs(row["params"] or {})
             if row.get("input_urls"):  # URL inputs: downloaded here, not in the request
-                from terrapipe.api.inputs import fetch_inputs
+                from terrapipe.runs import fetch_inputs
                 from terrapipe.transfer.secrets import open_urls
 
                 urls = open_urls(row["input_urls"], self.settings.home_dir)

@@ -21,6 +21,7 @@ from terrapipe.core.registry import WorkflowRegistry, load_registry
 from terrapipe.core.workflow import Workflow
 from terrapipe.settings import Settings
 from terrapipe.store.db import Database
+from terrapipe.transfer.url_inputs import MAX_DOWNLOAD
 
 
 @dataclass
@@ -96,7 +97,7 @@ class Service:
         submit names it, and resolving the home folder is four system calls."""
         return self.settings.home_dir / "inputs"
 
-    max_download: int = 2 << 30  # largest URL input fetched for a request
+    max_download: int = MAX_DOWNLOAD  # largest URL input fetched for a request
 
     def catalog_path(self, entry_id: str) -> str | None:
         """The downloaded file of catalog dataset ``entry_id``, if any."""

@@ -15,17 +15,13 @@ from terrapipe import runs
 from terrapipe.api.auth import require_token, token_name
 from terrapipe.api.describe import job_status, process_description, process_summary, sink_nodes
 from terrapipe.api.errors import ApiError
-from terrapipe.api.inputs import (
-    LaterFetches,
-    fetch_inputs,
-    fetch_url,
-    resolve_inputs,
-    url_target,
-)
+from terrapipe.api.inputs import resolve_inputs
 from terrapipe.api.responses import JSON, json_response
 from terrapipe.api.results import raw_outputs, results_document
 from terrapipe.api.routers.landing import base_url
 from terrapipe.api.service import Service, get_service
+from terrapipe.runs import fetch_inputs
+from terrapipe.transfer.url_inputs import LaterFetches, fetch_url, url_target
 
 router = APIRouter(tags=["processes"])
 log = logging.getLogger("terrapipe.api")
