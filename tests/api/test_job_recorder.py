@@ -158,3 +158,61 @@ def test_the_runner_claims_its_jobs_together_and_skips_a_dismissed_one(tp_home: 
             assert run.started_at is not None
     assert runs.get_run(ids[2], db=db).instances == []
     db.dispose()
+
+
+_inside = {"now": 0, "most": 0}
+
+
+@task
+def busy(n: int = 0) -> int:
+    import threading
+    import time
+
+    lock = _inside.setdefault("lock", threading.Lock())
+    with lock:
+        _inside["now"] += 1
+        _inside["most"] = max(_inside["most"], _inside["now"])
+    time.sleep(0.005)
+    with lock:
+        _inside["now"] -= 1
+    return n
+
+
+def test_a_backlog_runs_once_each_and_never_more_than_jobs_at_once(tp_home: Path) -> None:
+    """With more queued runs than job threads, every run executes exactly once, and never
+    more than ``jobs`` at a time."""
+    import threading
+    import time
+
+    from terrapipe.api.runner import Runner
+    from terrapipe.core.registry import WorkflowRegistry
+
+    settings = get_settings()
+    db = open_database(settings)
+    owner = current_owner()
+    wf = Workflow("backlog", version="1")
+    wf.add_node(busy)
+    rows = [runs.queued_record(wf, {"n": n}, runner=owner, settings=settings) for n in range(40)]
+    ids = [r.id for r in runs.record_queued(db, rows)]
+    registry = WorkflowRegistry()
+    registry.add(wf)
+    runner = Runner(db, settings, registry, owner=owner, jobs=2)
+    thread = threading.Thread(target=runner.serve, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(runstore.get_run_row(db, i)["state"] == "succeeded" for i in ids):
+                break
+            time.sleep(0.05)
+    finally:
+        runner.stop.set()
+        thread.join(10)
+        runner.wait_idle(10)
+        runner.close()
+    assert [runstore.get_run_row(db, i)["state"] for i in ids] == ["succeeded"] * 40
+    for n, run_id in enumerate(ids):
+        instances = runs.get_run(run_id, db=db).instances
+        assert [(i.state, i.outputs) for i in instances] == [("succeeded", n)]
+    assert 1 <= _inside["most"] <= 2
+    db.dispose()
