@@ -30,6 +30,15 @@ class RunRecord(Base):
         # newest runs of a workflow (the cache history) and newest runs overall (job list)
         sa.Index("ix_runs_workflow_created", "workflow", "created_at"),
         sa.Index("ix_runs_created", "created_at"),
+        # the job runner's look for work: its queued runs, oldest first (0013)
+        sa.Index(
+            "ix_runs_queued_owner",
+            "owner_host",
+            "owner_pid",
+            "created_at",
+            postgresql_where=sa.text("state = 'queued'"),
+            sqlite_where=sa.text("state = 'queued'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)

@@ -134,28 +134,33 @@ def active_owned_runs(db: Database, host: str) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
+# the state as a literal, so both planners may use the partial index of queued runs
+# (ix_runs_queued_owner, migration 0013); SQLite never does for a bound parameter
+_QUEUED_OWNED = (
+    sa.select(
+        runs_t.c.id,
+        runs_t.c.workflow,
+        runs_t.c.workflow_version,
+        runs_t.c.params,
+        runs_t.c.force,
+        runs_t.c.input_urls,
+    )
+    .where(
+        sa.text(f"runs.state = '{RunState.QUEUED.value}'"),
+        runs_t.c.owner_host == sa.bindparam("host"),
+        runs_t.c.owner_pid == sa.bindparam("pid"),
+    )
+    .order_by(runs_t.c.created_at)
+    .limit(sa.bindparam("limit"))
+)
+
+
 def queued_owned_runs(db: Database, owner_host: str, owner_pid: int, *, limit: int) -> list:
     """The oldest runs still ``queued`` that were handed to process ``owner_pid`` on
     ``owner_host`` (a runner): id, workflow, workflow_version, params, force, input_urls."""
-    query = (
-        sa.select(
-            runs_t.c.id,
-            runs_t.c.workflow,
-            runs_t.c.workflow_version,
-            runs_t.c.params,
-            runs_t.c.force,
-            runs_t.c.input_urls,
-        )
-        .where(
-            runs_t.c.state == RunState.QUEUED,
-            runs_t.c.owner_pid == owner_pid,
-            runs_t.c.owner_host == owner_host,
-        )
-        .order_by(runs_t.c.created_at)
-        .limit(limit)
-    )
-    with db.begin() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    with db.engine.connect() as conn:
+        params = {"host": owner_host, "pid": owner_pid, "limit": limit}
+        return [dict(r) for r in conn.execute(_QUEUED_OWNED, params).mappings()]
 
 
 _CLAIM = (
