@@ -115,12 +115,6 @@ def test_a_claimed_job_runs_once_under_the_runner_that_owns_it(tp_home: Path) ->
 def test_the_runner_claims_its_jobs_together_and_skips_a_dismissed_one(tp_home: Path) -> None:
     """The job runner claims the runs it takes in one statement: a run dismissed before the
     claim is not claimed (nor run); the others run once each, under the runner."""
-    import threading
-    import time
-
-    from terrapipe.api.runner import Runner
-    from terrapipe.core.registry import WorkflowRegistry
-
     settings = get_settings()
     db = open_database(settings)
     owner = current_owner()
@@ -131,23 +125,8 @@ def test_the_runner_claims_its_jobs_together_and_skips_a_dismissed_one(tp_home: 
     ids = [r.id for r in queued]
     runs.cancel_run(ids[2], db=db)
     assert runstore.claim_many(db, [ids[2]]) == set()  # dismissed: not claimable
-    registry = WorkflowRegistry()
-    registry.add(wf)
-    runner = Runner(db, settings, registry, owner=owner, jobs=4)
-    thread = threading.Thread(target=runner.serve, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            states = [runstore.get_run_row(db, i)["state"] for i in ids]
-            if states.count("succeeded") == 5:
-                break
-            time.sleep(0.02)
-    finally:
-        runner.stop.set()
-        thread.join(10)
-        runner.wait_idle(10)
-        runner.close()
+    _run_with_runner(db, settings, wf, ids, jobs=4, done=lambda st: st.count("succeeded") == 5)
+    states = [runstore.get_run_row(db, i)["state"] for i in ids]
     assert states == ["succeeded", "succeeded", "cancelled", "succeeded", "succeeded", "succeeded"]
     for n, run_id in enumerate(ids):
         run = runs.get_run(run_id, db=db)
@@ -181,12 +160,6 @@ def busy(n: int = 0) -> int:
 def test_a_backlog_runs_once_each_and_never_more_than_jobs_at_once(tp_home: Path) -> None:
     """With more queued runs than job threads, every run executes exactly once, and never
     more than ``jobs`` at a time."""
-    import threading
-    import time
-
-    from terrapipe.api.runner import Runner
-    from terrapipe.core.registry import WorkflowRegistry
-
     settings = get_settings()
     db = open_database(settings)
     owner = current_owner()
@@ -194,25 +167,37 @@ def test_a_backlog_runs_once_each_and_never_more_than_jobs_at_once(tp_home: Path
     wf.add_node(busy)
     rows = [runs.queued_record(wf, {"n": n}, runner=owner, settings=settings) for n in range(40)]
     ids = [r.id for r in runs.record_queued(db, rows)]
-    registry = WorkflowRegistry()
-    registry.add(wf)
-    runner = Runner(db, settings, registry, owner=owner, jobs=2)
-    thread = threading.Thread(target=runner.serve, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if all(runstore.get_run_row(db, i)["state"] == "succeeded" for i in ids):
-                break
-            time.sleep(0.05)
-    finally:
-        runner.stop.set()
-        thread.join(10)
-        runner.wait_idle(10)
-        runner.close()
+    _run_with_runner(db, settings, wf, ids, jobs=2, done=lambda st: st == ["succeeded"] * len(ids))
     assert [runstore.get_run_row(db, i)["state"] for i in ids] == ["succeeded"] * 40
     for n, run_id in enumerate(ids):
         instances = runs.get_run(run_id, db=db).instances
         assert [(i.state, i.outputs) for i in instances] == [("succeeded", n)]
     assert 1 <= _inside["most"] <= 2
     db.dispose()
+
+
+def _run_with_runner(db, settings, wf: Workflow, ids: list[str], *, jobs: int, done) -> None:
+    """A job runner (as ``terrapipe serve`` starts) serving ``wf`` in a thread until
+    ``done(states)`` holds for the runs ``ids`` (or 60 s pass), then stopped."""
+    import threading
+    import time
+
+    from terrapipe.api.runner import Runner
+    from terrapipe.core.registry import WorkflowRegistry
+
+    registry = WorkflowRegistry()
+    registry.add(wf)
+    runner = Runner(db, settings, registry, owner=current_owner(), jobs=jobs)
+    thread = threading.Thread(target=runner.serve, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if done([runstore.get_run_row(db, i)["state"] for i in ids]):
+                break
+            time.sleep(0.02)
+    finally:
+        runner.stop.set()
+        thread.join(10)
+        runner.wait_idle(10)
+        runner.close()
