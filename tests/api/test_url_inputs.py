@@ -655,3 +655,24 @@ def test_a_celery_service_downloads_an_async_url_input_in_the_background(tmp_pat
     assert engine == "celery"
     assert failed["status"] == "failed" and "'source'" in failed["message"]
     assert "/gone.txt" in failed["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://", "names no host"),
+        ("http://" + "a" * 70 + ".example/x.tif", "label"),
+        ("http://127.0.0.1:99999/x.tif", "Port out of range"),
+    ],
+)
+def test_a_url_no_request_could_reach_is_a_400_sync_or_async(tmp_path, url, why) -> None:
+    """Refused before anything runs or is recorded, naming the input: never a 500 (an
+    over-long host name made the resolver raise), never an accepted job bound to fail."""
+    from terrapipe.store import runstore
+
+    with live_service(tmp_path, runner=True) as live:
+        for headers in ({}, ASYNC):
+            r = live.post("count-words", {"source": url}, headers=headers)
+            assert r.status_code == 400, r.text
+            assert "input 'source'" in r.json()["detail"] and why in r.json()["detail"]
+        assert runstore.list_run_rows(live.service.db) == []

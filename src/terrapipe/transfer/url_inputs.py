@@ -55,8 +55,35 @@ class LaterFetches:
         self.urls: dict[str, str] = {}
 
     def __call__(self, name: str, url: str) -> Path:
+        check_url(name, url)  # refused now, not after the job was accepted
         self.urls[name] = url
         return url_target(url, self.folder)
+
+
+def check_url(name: str, url: str) -> None:
+    """Refuse, naming input ``name``, a URL no request could be made to: not http(s), no
+    host, a host name DNS cannot carry (a label over 63 characters), a bad port."""
+    from urllib.parse import urlsplit
+
+    from terrapipe.transfer.secrets import scrub_url
+
+    problem = None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        if parts.scheme not in ("http", "https"):
+            problem = "only http:// and https:// URLs are fetched"
+        elif not host:
+            problem = "it names no host"
+        else:
+            host.encode("idna")  # UnicodeError for an empty or over-long label
+    except ValueError as exc:  # UnicodeError is one too
+        problem = str(exc) or type(exc).__name__
+    if problem:
+        raise UrlInputError(
+            f"input {name!r}: {scrub_url(url)!r} is not a URL that can be fetched: {problem}"
+        )
 
 
 def url_target(url: str, folder: Path) -> Path:
@@ -91,13 +118,14 @@ def fetch_url(name: str, url: str, target: Path, *, max_bytes: int, timeout: flo
 
     from terrapipe.transfer.secrets import scrub_url
 
+    check_url(name, url)
     target = Path(target)
     shown = scrub_url(url)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with _fetch_lock(target.parent):
             _refresh(name, url, shown, target, max_bytes=max_bytes, timeout=timeout)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         raise UrlInputError(f"input {name!r}: cannot fetch {shown}: {type(exc).__name__}") from None
     except OSError as exc:
         raise StoreError(
