@@ -439,6 +439,31 @@ def run_queued(
     runner's look and its claim is left alone. ``claimed``: the caller claimed it already
     (the job runner claims every run it takes in one statement, :func:`runstore.claim_many`).
     """
+    with db.pinned():  # one connection for the job's few statements (this thread's)
+        return _run_claimed(
+            run_id,
+            workflow,
+            params,
+            force=force,
+            db=db,
+            settings=settings,
+            engine=engine,
+            claimed=claimed,
+        )
+
+
+def _run_claimed(
+    run_id: str,
+    workflow: Workflow,
+    params: Mapping[str, Any],
+    *,
+    force: bool,
+    db: Database,
+    settings: Settings,
+    engine: str,
+    claimed: bool,
+) -> str | None:
+    """:func:`run_queued` once its connection is pinned."""
     if not claimed and not runstore.claim_queued(db, run_id):
         return None
     job = _job(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import ByteSize, Field
+from pydantic import ByteSize, Field, PrivateAttr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -100,9 +101,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
+    _home_dir: tuple[Path, str, Path] | None = PrivateAttr(default=None)
+
     @property
     def home_dir(self) -> Path:
-        return self.home.expanduser().resolve()
+        """``home`` made absolute, symlinks resolved (kept while ``home`` and the working
+        directory stay the same: resolving walks every component, and a job asks often)."""
+        cwd = os.getcwd()
+        memo = self._home_dir
+        if memo is None or memo[0] != self.home or memo[1] != cwd:
+            memo = self._home_dir = (self.home, cwd, self.home.expanduser().resolve())
+        return memo[2]
 
     @property
     def artifacts_dir(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,6 +95,7 @@ class Database:
         self.url = url
         self.engine = create_sa_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pin = threading.local()  # the connection a thread holds inside pinned()
         if migrate:
             self.migrate()
 
@@ -119,9 +121,54 @@ class Database:
             session.close()
 
     @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Inside, this thread's :meth:`connect`, :meth:`begin` and :meth:`write_polling`
+        use one connection checked out once, not one per statement: a one-node job makes
+        half a dozen short statements, and the pool's checkout, reset and checkin of each
+        cost more than SQLite running it. Nested, the outer pin holds."""
+        if getattr(self._pin, "conn", None) is not None:
+            yield
+            return
+        with self.engine.connect() as conn:
+            self._pin.conn = conn
+            try:
+                yield
+            finally:
+                self._pin.conn = None
+                if conn.in_transaction():
+                    conn.rollback()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A Core connection for reads: its transaction ends when the block does (inside
+        an open :meth:`begin` of a pinned thread, the block reads in that transaction)."""
+        conn = getattr(self._pin, "conn", None)
+        if conn is None:
+            with self.engine.connect() as fresh:
+                yield fresh
+            return
+        if conn.in_transaction():  # a read inside this thread's write: part of it
+            yield conn
+            return
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction():
+                conn.rollback()  # a read: end its snapshot, the connection is reused
+
+    @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A Core connection in one transaction."""
-        with self.engine.begin() as conn:
+        """A Core connection in one transaction: committed on success, rolled back on
+        error (inside an open one of a pinned thread, part of that one)."""
+        conn = getattr(self._pin, "conn", None)
+        if conn is None:
+            with self.engine.begin() as fresh:
+                yield fresh
+            return
+        if conn.in_transaction():
+            yield conn
+            return
+        with conn.begin():
             yield conn
 
     def write_polling(
@@ -136,7 +183,10 @@ class Database:
             with self.begin() as conn:
                 return work(conn)
         deadline = time.monotonic() + timeout
-        with self.engine.connect() as conn:
+        pinned = getattr(self._pin, "conn", None)
+        if pinned is not None and pinned.in_transaction():  # inside this thread's write
+            return work(pinned)
+        with self.connect() as conn:
             driver = conn.connection.driver_connection
             driver.execute("PRAGMA busy_timeout=0")
             try:

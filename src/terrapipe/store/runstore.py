@@ -71,7 +71,7 @@ _RUN_BY_ID = sa.select(runs_t).where(runs_t.c.id == sa.bindparam("run_id"))
 
 
 def get_run_row(db: Database, run_id: str) -> dict[str, Any] | None:
-    with db.engine.connect() as conn:  # a read: the transaction ends when it closes
+    with db.connect() as conn:  # a read: the transaction ends when it closes
         row = conn.execute(_RUN_BY_ID, {"run_id": run_id}).mappings().first()
         if row is None and len(run_id) < 32:  # a unique prefix is accepted, like git
             rows = (
@@ -158,7 +158,7 @@ _QUEUED_OWNED = (
 def queued_owned_runs(db: Database, owner_host: str, owner_pid: int, *, limit: int) -> list:
     """The oldest runs still ``queued`` that were handed to process ``owner_pid`` on
     ``owner_host`` (a runner): id, workflow, workflow_version, params, force, input_urls."""
-    with db.engine.connect() as conn:
+    with db.connect() as conn:
         params = {"host": owner_host, "pid": owner_pid, "limit": limit}
         return [dict(r) for r in conn.execute(_QUEUED_OWNED, params).mappings()]
 
@@ -276,7 +276,7 @@ _CANCEL_REQUESTED = sa.select(runs_t.c.cancel_requested).where(
 
 def cancel_requested(db: Database, run_id: str) -> bool:
     """Whether someone asked to cancel the run (read by its engine while it runs)."""
-    with db.engine.connect() as conn:
+    with db.connect() as conn:
         return bool(conn.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar())
 
 
@@ -299,7 +299,7 @@ _CACHE_FILES = (
 def cache_row(db: Database, key: str) -> dict[str, Any] | None:
     """A cache entry's outputs, artifact folder, components and (under ``files``) the files
     recorded in its artifact folder."""
-    with db.engine.connect() as conn:  # reads: the transaction ends when it closes
+    with db.connect() as conn:  # reads: the transaction ends when it closes
         row = conn.execute(_CACHE_ROW, {"key": key}).mappings().first()
         if row is None:
             return None
@@ -355,7 +355,7 @@ def history_files(db: Database, workflow: str) -> dict[str, list[ArtifactFile]]:
     """Recorded artifact files of the results :func:`history` returns, by cache key: one
     query per run, so checking a cached result's files costs no database round trip."""
     out: dict[str, list[ArtifactFile]] = {}
-    with db.engine.connect() as conn:
+    with db.connect() as conn:
         for key, path, size, digest in conn.execute(_HISTORY_FILES, {"workflow": workflow}):
             out.setdefault(key, []).append((path, size, digest))
     return out
@@ -363,7 +363,7 @@ def history_files(db: Database, workflow: str) -> dict[str, list[ArtifactFile]]:
 
 def history(db: Database, workflow: str) -> list[dict[str, Any]]:
     """Successful node results of the last few runs of a workflow, oldest first."""
-    with db.engine.connect() as conn:
+    with db.connect() as conn:
         rows = conn.execute(_HISTORY, {"workflow": workflow}).all()
     return [
         {
@@ -411,7 +411,7 @@ _CACHE_KEYS = (
 
 def cache_keys(db: Database, task_names: list[str], *, limit: int) -> set[str] | None:
     """Every cache key of these tasks, or None if there are more than ``limit``."""
-    with db.engine.connect() as conn:
+    with db.connect() as conn:
         rows = conn.execute(_CACHE_KEYS, {"names": task_names, "limit": limit + 1}).all()
     return None if len(rows) > limit else {r[0] for r in rows}
 
