@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -189,6 +190,9 @@ def recorded_modules(modules: Iterable[str]) -> list[str]:
     given."""
     out = []
     for spec in modules:
+        if os.path.isabs(spec):  # found from any folder already (the service's, made once)
+            out.append(spec)
+            continue
         path = Path(spec)
         out.append(str(path.resolve()) if spec.endswith(".py") or path.exists() else spec)
     return out

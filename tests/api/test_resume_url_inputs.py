@@ -139,7 +139,8 @@ def test_a_resume_whose_url_now_fails_ends_failed_naming_the_input(way, cli) -> 
 def test_a_service_killed_while_it_downloads_leaves_a_job_resume_finishes(tmp_path) -> None:
     """The real crash: ``terrapipe serve`` (server and job runner) killed with SIGKILL while
     its runner downloads a job's URL input. The job is found ``interrupted``; the served
-    file changes meanwhile, and the resume fetches what is served now."""
+    file changes meanwhile, and the resume fetches what is served now. The workflow comes
+    from the service's ``--module``: the job recorded it, so the resume needs no option."""
     origin = Origin(b"a slow river", etag=True)
     origin.hold = threading.Event()
     root = tmp_path / "data"
@@ -180,7 +181,7 @@ def test_a_service_killed_while_it_downloads_leaves_a_job_resume_finishes(tmp_pa
                 assert runstore.get_run_row(db, job_id)["input_urls"] == {"source": {"url": url}}
 
             origin.body = b"the river changed its course"
-            done = runs.resume_run(job_id, modules=[FLOWS])
+            done = runs.resume_run(job_id)  # the job recorded the service's --module
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

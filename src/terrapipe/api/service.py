@@ -92,6 +92,14 @@ class Service:
         return [r.expanduser().resolve() for r in roots]
 
     @cached_property
+    def recorded_modules(self) -> tuple[str, ...]:
+        """The service's user modules as its runs record them (files made absolute, once),
+        so ``terrapipe runs resume`` finds a job's workflow without ``--module``."""
+        from terrapipe.runs import recorded_modules
+
+        return tuple(recorded_modules(self.modules))
+
+    @cached_property
     def inputs_dir(self) -> Path:
         """Where URL inputs are downloaded (``TERRAPIPE_HOME/inputs``), resolved once: every
         submit names it, and resolving the home folder is four system calls."""

@@ -126,6 +126,7 @@ async def quick_submit(
             params,
             runner=service.runner,
             settings=service.settings,
+            modules=service.recorded_modules,
             input_urls=later.urls,
         )
     except Exception:  # noqa: BLE001 - the FastAPI route answers it, with the right error
@@ -143,7 +144,12 @@ async def _hand_to_runner(
     """Record the job for the runner process (which downloads ``input_urls`` first) and
     answer 201."""
     row = runs.queued_record(
-        workflow, params, runner=service.runner, settings=service.settings, input_urls=input_urls
+        workflow,
+        params,
+        runner=service.runner,
+        settings=service.settings,
+        modules=service.recorded_modules,
+        input_urls=input_urls,
     )
     return await _record_for_runner(service, row, base)
 
@@ -186,7 +192,12 @@ def _execute(
         ),
     )
     wanted = list(body.outputs) if body.outputs else None
-    common = {"db": service.db, "settings": service.settings, "engine": service.engine}
+    common = {
+        "db": service.db,
+        "settings": service.settings,
+        "engine": service.engine,
+        "modules": service.recorded_modules,
+    }
     if _wants_async(prefer):
         if later.urls:
             return _accepted(_fetch_in_background(workflow, params, later.urls, service), base)
@@ -230,6 +241,7 @@ def _fetch_in_background(
         params,
         runner=current_owner(),
         settings=service.settings,
+        modules=service.recorded_modules,
         input_urls=urls,
         engine=service.engine,
     )
