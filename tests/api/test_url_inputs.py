@@ -410,6 +410,61 @@ def test_a_failed_refresh_keeps_the_file_it_had(tmp_path) -> None:
         assert _identity(target) == before and target.read_bytes() == b"kept words"
 
 
+def test_the_debris_of_a_fetch_killed_mid_download_is_removed_by_the_next(tmp_path) -> None:
+    """A fetcher SIGKILLed half way through a body leaves its temporary file; the next
+    fetch of that URL (holding its lock, so no fetcher is alive) removes it and stores the
+    whole file."""
+    import signal
+    import subprocess
+    import sys
+
+    release = threading.Event()
+    whole = b"the whole body of the file " * (160 * 1024)  # 4 MiB: chunks of 1 MiB
+
+    class HalfThenStall(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(whole)))
+            self.end_headers()
+            if not release.is_set():
+                self.wfile.write(whole[: len(whole) // 2])
+                self.wfile.flush()
+                release.wait(30)  # the fetcher is killed meanwhile
+                return
+            self.wfile.write(whole)
+
+    with serving(HalfThenStall) as base:
+        url = f"{base}/data.txt"
+        target = url_target(url, tmp_path / "inputs")
+        code = (
+            "import sys; from pathlib import Path; from terrapipe.transfer.url_inputs import "
+            "fetch_url; fetch_url('source', sys.argv[1], Path(sys.argv[2]), max_bytes=1 << 30)"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", code, url, str(target)])
+        try:
+            deadline = time.monotonic() + 30
+            while not list(target.parent.glob(".data.*.tmp.txt")):
+                assert time.monotonic() < deadline and proc.poll() is None, "no download began"
+                time.sleep(0.02)
+            while max(p.stat().st_size for p in target.parent.glob(".data.*.tmp.txt")) == 0:
+                time.sleep(0.02)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        (debris,) = target.parent.glob(".data.*.tmp.txt")
+        assert 0 < debris.stat().st_size < len(whole) and not target.exists()
+        unrelated = target.parent / ".other.0123abcd.tmp.txt"  # not this target's: kept
+        unrelated.write_bytes(b"x")
+
+        release.set()
+        fetch_url("source", url, target, max_bytes=1 << 30)
+    assert target.read_bytes() == whole
+    assert not debris.exists() and unrelated.exists()
+
+
 def test_a_download_that_cannot_be_stored_is_a_store_error_503(tmp_path) -> None:
     """The local disk failing (here: the inputs folder is a file) is not the URL's fault:
     a StoreError (503, exit 1), naming the input and the URL, not bad input."""

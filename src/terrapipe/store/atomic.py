@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "temp_beside",
+    "temps_of",
 ]
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -41,6 +43,19 @@ def temp_beside(target: Path) -> Path:
     """A fresh hidden name in ``target``'s folder that keeps its suffix."""
     target = Path(target)
     return target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
+
+
+def temps_of(target: Path) -> list[Path]:
+    """The files in ``target``'s folder named by :func:`temp_beside` for it: what writers
+    of ``target`` left if they died before renaming (only a caller that knows no writer
+    is alive may remove them)."""
+    target = Path(target)
+    name = re.compile(rf"\.{re.escape(target.stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(target.suffix)}")
+    try:
+        entries = list(target.parent.iterdir())
+    except FileNotFoundError:
+        return []
+    return [e for e in entries if name.fullmatch(e.name) and e.is_file() and not e.is_symlink()]
 
 
 def _fsync_file(path: Path) -> None:

@@ -124,6 +124,7 @@ def fetch_url(name: str, url: str, target: Path, *, max_bytes: int, timeout: flo
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with _fetch_lock(target.parent):
+            _remove_debris(target)
             _refresh(name, url, shown, target, max_bytes=max_bytes, timeout=timeout)
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         raise UrlInputError(f"input {name!r}: cannot fetch {shown}: {type(exc).__name__}") from None
@@ -188,6 +189,15 @@ def _refresh(
 
 def _too_large(name: str, shown: str, max_bytes: int) -> UrlInputError:
     return UrlInputError(f"input {name!r}: {shown} is larger than {max_bytes} bytes")
+
+
+def _remove_debris(target: Path) -> None:
+    """Remove the temporary files of ``target`` a fetcher killed mid-download left (called
+    with the URL's lock held: no live fetcher is writing one)."""
+    from terrapipe.store.atomic import temps_of
+
+    for debris in temps_of(target):
+        debris.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
