@@ -444,49 +444,25 @@ def run_queued(
     (the job runner claims every run it takes in one statement, :func:`runstore.claim_many`).
     """
     with db.pinned():  # one connection for the job's few statements (this thread's)
-        return _run_claimed(
+        if not claimed and not runstore.claim_queued(db, run_id):
+            return None
+        job = _job(
+            db,
+            settings,
             run_id,
             workflow,
-            params,
+            dict(params),
             force=force,
-            db=db,
-            settings=settings,
-            engine=engine,
-            claimed=claimed,
+            workers=None,
+            on_update=None,
+            own_db=False,
+            claimed=True,
         )
-
-
-def _run_claimed(
-    run_id: str,
-    workflow: Workflow,
-    params: Mapping[str, Any],
-    *,
-    force: bool,
-    db: Database,
-    settings: Settings,
-    engine: str,
-    claimed: bool,
-) -> str | None:
-    """:func:`run_queued` once its connection is pinned."""
-    if not claimed and not runstore.claim_queued(db, run_id):
-        return None
-    job = _job(
-        db,
-        settings,
-        run_id,
-        workflow,
-        dict(params),
-        force=force,
-        workers=None,
-        on_update=None,
-        own_db=False,
-        claimed=True,
-    )
-    if engine != "local":
-        get_engine(engine).run(job, wait=False)
-        return RunState.RUNNING
-    plan = get_engine("local").run(job, wait=True)
-    return plan.final_state() if plan is not None and plan.finished else RunState.CANCELLED
+        if engine != "local":
+            get_engine(engine).run(job, wait=False)
+            return RunState.RUNNING
+        plan = get_engine("local").run(job, wait=True)
+        return plan.final_state() if plan is not None and plan.finished else RunState.CANCELLED
 
 
 def fail_unstarted(run_id: str, error: str, *, input_error: bool = False, db: Database) -> bool:
