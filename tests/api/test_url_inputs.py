@@ -458,11 +458,14 @@ def test_the_debris_of_a_fetch_killed_mid_download_is_removed_by_the_next(tmp_pa
         assert 0 < debris.stat().st_size < len(whole) and not target.exists()
         unrelated = target.parent / ".other.0123abcd.tmp.txt"  # not this target's: kept
         unrelated.write_bytes(b"x")
+        sidecar_debris = target.parent / "..fetch.89abcdef.tmp.json"  # a killed sidecar write
+        sidecar_debris.write_text("{")
 
         release.set()
         fetch_url("source", url, target, max_bytes=1 << 30)
     assert target.read_bytes() == whole
     assert not debris.exists() and unrelated.exists()
+    assert not sidecar_debris.exists()
 
 
 def test_a_download_that_cannot_be_stored_is_a_store_error_503(tmp_path) -> None:

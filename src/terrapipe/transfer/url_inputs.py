@@ -192,11 +192,11 @@ def _too_large(name: str, shown: str, max_bytes: int) -> UrlInputError:
 
 
 def _remove_debris(target: Path) -> None:
-    """Remove the temporary files of ``target`` a fetcher killed mid-download left (called
-    with the URL's lock held: no live fetcher is writing one)."""
+    """Remove the temporary files of ``target`` and of its sidecar that a fetcher killed
+    mid-write left (called with the URL's lock held: no live fetcher is writing one)."""
     from terrapipe.store.atomic import temps_of
 
-    for debris in temps_of(target):
+    for debris in (*temps_of(target), *temps_of(target.parent / SIDECAR)):
         debris.unlink(missing_ok=True)
 
 
